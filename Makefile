@@ -1,0 +1,35 @@
+# amanda-dr: make setup | test | demo | bench
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+# Debian packages the product and its tests call
+DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
+	dosfstools btrfs-progs gnupg openssh-server openssh-client tar gzip acl attr \
+	python3 python3-venv python3-pip
+
+.PHONY: setup test unit demo bench clean
+
+setup:
+	@test "$$(id -u)" = 0 || { echo "make setup must run as root"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+
+test:
+	$(PY) -m pytest -ra
+
+unit:
+	$(PY) -m pytest -ra tests/unit
+
+demo:
+	$(PY) -m tests.lab.demo
+
+bench:
+	$(PY) -m tests.lab.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,63 @@
+"""Parse the output of `amadmin CONF find` into Dump records.
+
+3.5 prints:
+  date                host      disk lv storage pool tape or file file part status
+  2026-11-22 01:23:18 localhost /dev/loop0p2 0 probe probe PROBE-01 1 1/1 OK
+Older versions have no storage/pool columns and may print a date alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .model import FAILED, OK, PARTIAL, Dump, Part
+from .quoting import split_quoted
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
+
+
+def parse(text: str) -> list[Dump]:
+    lines = text.splitlines()
+    has_storage = False
+    dumps: dict[tuple, Dump] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        if line.startswith("date"):
+            has_storage = " storage " in line
+            continue
+        t = split_quoted(line)
+        if not t or not _DATE.match(t[0]):
+            continue
+        date = t[0].replace("-", "")
+        rest = t[1:]
+        if rest and _TIME.match(rest[0]):
+            date += rest[0].replace(":", "")
+            rest = rest[1:]
+        host, disk, level = rest[0], rest[1], int(rest[2])
+        rest = rest[3:]
+        if has_storage:
+            rest = rest[2:]
+        label, filenum, partspec, status = rest[0], int(rest[1]), rest[2], rest[3]
+        message = " ".join(rest[4:])
+        pn, _, total = partspec.partition("/")
+        d = dumps.setdefault((host, disk, date, level), Dump(host, disk, date, level))
+        try:
+            tot = int(total)
+            if tot > 0:
+                d.nparts = tot
+        except ValueError:
+            pass
+        if status == OK:
+            d.parts.append(Part(label, filenum, int(pn)))
+        elif status.startswith("PARTIAL"):
+            d.status = PARTIAL
+            d.message = message or "partial"
+        else:
+            d.status = FAILED
+            d.message = message or status
+    for d in dumps.values():
+        if d.nparts is None and d.parts:
+            d.nparts = len(d.parts)
+    return list(dumps.values())

@@ -1,0 +1,115 @@
+"""Where the volumes are: find the device holding a label, read image headers.
+
+Amanda's file device (vtapes, chg-disk) keeps each slot as a directory: file
+0 is `00000.LABEL`, then `NNNNN.HOST.DISK.LEVEL`, each starting with a 32 KiB
+header.  amrestore does not fail on a wrong label or image (it prints ERROR
+and exits 0), so every image is checked here before it is piped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from essentials.errors import AmdrError
+
+from ..catalog.quoting import split_quoted
+
+HEADER_SIZE = 32768
+
+
+class MediaError(AmdrError):
+    """A volume or image is not where the catalog says."""
+
+
+@dataclass
+class Header:
+    kind: str  # TAPESTART, FILE, SPLIT_FILE, CONT_FILE
+    date: str
+    host: str = ""
+    disk: str = ""
+    level: int | None = None
+    label: str = ""
+    part: str = ""
+    program: str = ""
+
+
+def parse_header(block: bytes) -> Header | None:
+    text = block.split(b"\0", 1)[0].decode("utf-8", "replace")
+    first = text.splitlines()[0] if text else ""
+    if not first.startswith("AMANDA: "):
+        return None
+    t = split_quoted(first[len("AMANDA: "):])
+    kind = t[0]
+    if kind == "TAPESTART":
+        # AMANDA: TAPESTART DATE d TAPE label
+        return Header(kind, t[2], label=t[4] if len(t) > 4 else "")
+    if kind in ("FILE", "SPLIT_FILE", "CONT_FILE"):
+        h = Header(kind, t[1], host=t[2], disk=t[3])
+        if "lev" in t:
+            h.level = int(t[t.index("lev") + 1])
+        if "part" in t:
+            h.part = t[t.index("part") + 1]
+        if "program" in t:
+            h.program = t[t.index("program") + 1]
+        m = re.search(r"^APPLICATION=(\S+)", text, re.M)
+        if m:
+            h.program = f"APPLICATION:{m.group(1)}"
+        return h
+    return Header(kind, t[1] if len(t) > 1 else "")
+
+
+def read_header(path: Path) -> Header | None:
+    with open(path, "rb") as f:
+        return parse_header(f.read(HEADER_SIZE))
+
+
+class VtapeLibrary:
+    """A chg-disk directory of slotN subdirectories."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise MediaError(f"{self.root}: no such vtape directory")
+        self.labels: dict[str, Path] = {}
+        for slot in sorted(self.root.glob("slot*")):
+            first = sorted(slot.glob("00000.*"))
+            if not first:
+                continue
+            h = read_header(first[0])
+            if h and h.kind == "TAPESTART":
+                self.labels[h.label] = slot
+
+    def device(self, label: str) -> str:
+        return f"file:{self.slot(label)}"
+
+    def slot(self, label: str) -> Path:
+        if label not in self.labels:
+            raise MediaError(f"volume {label} is not in {self.root} (found: "
+                             f"{', '.join(sorted(self.labels)) or 'no labelled volumes'}); "
+                             f"put it in a slot or give the directory that holds it")
+        return self.labels[label]
+
+    def image_path(self, label: str, filenum: int) -> Path:
+        slot = self.slot(label)
+        found = sorted(slot.glob(f"{filenum:05d}.*"))
+        if not found:
+            raise MediaError(f"volume {label} ({slot}) has no file {filenum}")
+        return found[0]
+
+    def check_image(self, label: str, filenum: int, host: str, disk: str, date: str,
+                    level: int) -> Header:
+        path = self.image_path(label, filenum)
+        h = read_header(path)
+        want = (host, disk, date, level)
+        if h is None or (h.host, h.disk, h.date, h.level) != want:
+            got = (h.host, h.disk, h.date, h.level) if h else "no Amanda header"
+            raise MediaError(f"{label} file {filenum} ({path}) holds {got}, the catalog "
+                             f"says {want}; the volume was overwritten or the catalog "
+                             f"is stale")
+        return h
+
+    @property
+    def available(self) -> set[str]:
+        return set(self.labels)

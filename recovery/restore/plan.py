@@ -1,0 +1,113 @@
+"""Which DLE restores into which directory, from which images, in which order (pure)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from essentials.errors import CatalogError
+from essentials.layout.normalise import relative_mountpoint
+
+from ..catalog.amconf import DiskEntry
+from ..catalog.chains import Chain, compute_chain
+from ..catalog.model import Dump
+from ..disks.plan import target_path
+
+TAR_PROGRAMS = ("GNUTAR", "APPLICATION:amgtar", "APPLICATION:app_amgtar")
+
+
+@dataclass
+class RestoreStep:
+    host: str
+    disk: str
+    program: str
+    directory: str  # where it is restored now
+    original: str  # the path on the original system
+    chain: Chain
+
+    def to_dict(self) -> dict:
+        d = self.chain.to_dict()
+        d.update(program=self.program, directory=self.directory, original=self.original)
+        return d
+
+
+def is_tar(program: str) -> bool:
+    return program == "GNUTAR" or (program.startswith("APPLICATION:") and "gtar" in program)
+
+
+def original_path(entry: DiskEntry, layout: dict) -> str:
+    """The directory the DLE's data belongs in, as on the original machine."""
+    dev = entry.device or entry.disk
+    for f in layout["filesystems"]:
+        if f.get("device_path") == dev or f.get("uuid") and dev.endswith(f["uuid"]):
+            if not f.get("mountpoint"):
+                raise CatalogError(f"{entry.host}:{entry.disk}: its filesystem {dev} was "
+                                   f"not mounted when the layout was collected, so there "
+                                   f"is nowhere to restore it")
+            return f["mountpoint"]
+    if dev.startswith("/dev/"):
+        raise CatalogError(f"{entry.host}:{entry.disk}: device {dev} is not in the layout")
+    rel = relative_mountpoint(dev, layout.get("root", "/"))
+    if rel is None:
+        raise CatalogError(f"{entry.host}:{entry.disk}: {dev} is outside the system root "
+                           f"{layout.get('root')}")
+    return rel
+
+
+def plan_restores(dumps: list[Dump], disklist: list[DiskEntry], layout: dict, target: str,
+                  host: str, tapelist=None, available=None, until=None):
+    """Returns (steps ordered parents first, errors as (host, disk, message))."""
+    steps, errors = [], []
+    for e in disklist:
+        if e.host != host:
+            continue
+        try:
+            if not (is_tar(e.program) or e.program == "DUMP"):
+                raise CatalogError(f"{e.host}:{e.disk}: program {e.program} cannot be "
+                                   f"restored yet (GNUTAR, amgtar and DUMP can)")
+            orig = original_path(e, layout)
+            chain = compute_chain(dumps, e.host, e.disk, until, tapelist, available)
+            chain.program = e.program
+            split = [d for d in chain.dumps if len(d.parts) > 1]
+            if split:
+                raise CatalogError(f"{e.host}:{e.disk}: the level {split[0].level} image is "
+                                   f"split in {len(split[0].parts)} parts; split images are "
+                                   f"not restored by this version")
+            steps.append(RestoreStep(e.host, e.disk, e.program, target_path(target, orig),
+                                     orig, chain))
+        except CatalogError as err:
+            errors.append((e.host, e.disk, str(err)))
+    # parents first: a tar -G of / must not run after /srv was filled
+    steps.sort(key=lambda s: (s.original.rstrip("/").count("/") if s.original != "/" else 0,
+                              s.original))
+    return steps, errors
+
+
+def amrestore_argv(device: str, label: str, filenum: int, host: str, disk: str) -> list[str]:
+    # '=' makes Amanda match host and disk exactly instead of as regexes
+    return ["amrestore", "-p", "-f", str(filenum), "-l", label, device, f"={host}", f"={disk}"]
+
+
+def extract_argv(program: str, directory: str) -> list[str]:
+    if is_tar(program):
+        # -G: replay deletions of the incremental; numeric owners because the
+        # live system's passwd is not the restored system's
+        return ["tar", "-x", "-p", "-G", "--numeric-owner", "-f", "-", "-C", directory]
+    return ["restore", "-r", "-y", "-f", "-"]
+
+
+def render(step: RestoreStep, devices: dict[str, str]) -> list[str]:
+    """The pipelines for a person to read, one line per image."""
+    out = []
+    for d in step.chain.dumps:
+        p = d.parts[0]
+        left = " ".join(amrestore_argv(devices.get(p.label, "<" + p.label + ">"), p.label,
+                                       p.filenum, step.host, step.disk))
+        right = " ".join(extract_argv(step.program, step.directory))
+        cd = "" if is_tar(step.program) else f"cd {step.directory} && "
+        out.append(f"{cd}{left} | {right}")
+    return out
+
+
+def restoresymtable(step: RestoreStep) -> str | None:
+    return None if is_tar(step.program) else os.path.join(step.directory, "restoresymtable")
