@@ -18,6 +18,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -107,9 +108,12 @@ def cmd_diskinit(args) -> int:
     return EXIT_OK
 
 
-def do_restore(s: Session, runner: Runner):
+def do_restore(s: Session, runner: Runner, only=None):
     lib = s.library()
     steps, errors = s.restore_plan(lib.available)
+    if only:
+        steps = [st for st in steps if st.disk in only]
+        errors = [e for e in errors if e[1] in only]
     results = []
     for st in steps:
         print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into {st.directory}")
@@ -127,10 +131,20 @@ def print_results(results, errors):
         print(f"NOT RESTORED {h}:{d}: {m}")
 
 
+def write_report(path, results, errors):
+    if not path:
+        return
+    doc = {"restored": [r.__dict__ for r in results],
+           "errors": [{"host": h, "disk": d, "message": m} for h, d, m in errors]}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+
+
 def cmd_restore(args) -> int:
     s = _session(args)
-    results, errors = do_restore(s, Runner())
+    results, errors = do_restore(s, Runner(), args.dle)
     print_results(results, errors)
+    write_report(args.report, results, errors)
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -144,8 +158,9 @@ def cmd_recover(args) -> int:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     do_diskinit(s, runner, args.yes)
-    results, errors = do_restore(s, runner)
+    results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
+    write_report(args.report, results, errors)
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -189,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                                ("recover", cmd_recover, "diskinit + restore")):
         sp = sub.add_parser(name, help=helptext)
         common(sp)
+        if name in ("restore", "recover"):
+            sp.add_argument("--dle", action="append", metavar="DISK",
+                            help="restore only this DLE (its disk name; repeatable)")
+            sp.add_argument("--report", metavar="FILE",
+                            help="write the per-DLE results as JSON to FILE")
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")

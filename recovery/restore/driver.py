@@ -24,6 +24,7 @@ class StepResult:
     disk: str
     directory: str
     levels: list[int] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
 
@@ -51,6 +52,7 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
             raise AmdrError(f"amrestore failed for {step.host}:{step.disk} level {d.level} "
                             f"({p.label} file {p.filenum}): {amrestore_err.strip()[-500:]}")
         res.levels.append(d.level)
+        res.dates.append(d.date)
         res.bytes += out.bytes_through
     sym = restoresymtable(step)
     if sym and os.path.exists(sym):
