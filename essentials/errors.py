@@ -39,7 +39,7 @@ class RefusedError(AmdrError):
 class CommandError(AmdrError):
     """An external command failed; carries what is needed to diagnose it."""
 
-    def __init__(self, argv_display, returncode, stderr_tail="", what=None):
+    def __init__(self, argv_display, returncode, stderr_tail="", what=None, also=None):
         self.argv_display = argv_display
         self.returncode = returncode
         self.stderr_tail = stderr_tail
@@ -48,4 +48,6 @@ class CommandError(AmdrError):
             msg = f"{what}: {msg}"
         if stderr_tail:
             msg += "\n  stderr: " + stderr_tail.strip().replace("\n", "\n  stderr: ")
+        for line in also or []:
+            msg += "\n  also: " + line
         super().__init__(msg)

@@ -36,6 +36,8 @@ def display(argv) -> str:
     """The argv as a person would type it, secrets redacted."""
     parts = []
     for a in argv:
+        if not isinstance(a, str):
+            a = str(a)
         if isinstance(a, Secret):
             parts.append("<redacted>")
         elif not a or any(c in a for c in " \t\"'\\$|&;<>*?()"):
@@ -242,9 +244,18 @@ class Runner:
         log.info("pipeline exit %s in %.2fs, %d bytes",
                  [s.returncode for s in stats], dur, stats[0].write_bytes)
         res = PipelineResult(stats, dur)
-        if check:
-            for s in stats:
-                if s.returncode != 0:
-                    raise CommandError(display(s.argv), s.returncode,
-                                       s.stderr[-STDERR_TAIL:], what)
+        failed = [s for s in stats if s.returncode != 0]
+        if check and failed:
+            # blame the first stage that failed by itself: a stage killed by
+            # SIGPIPE only lost its reader; the others are listed too
+            blamed = next((s for s in failed if s.returncode > 0), failed[0])
+            also = []
+            for s in failed:
+                if s is not blamed:
+                    note = " (killed by SIGPIPE: the next stage stopped reading)" \
+                        if s.returncode == -13 else ""
+                    also.append(f"{display(s.argv)}: exit {s.returncode}{note} "
+                                f"{s.stderr.strip()[-300:]}".rstrip())
+            raise CommandError(display(blamed.argv), blamed.returncode,
+                               blamed.stderr[-STDERR_TAIL:], what, also)
         return res

@@ -15,9 +15,22 @@ from .quoting import split_quoted
 
 @dataclass
 class DumpType:
+    """A block's lines in order: ("set", key, value) or ("inherit", name).
+
+    Order matters: Amanda merges a parent's values at the line naming it,
+    so a setting after it overrides the parent and one before it does not.
+    """
+
     name: str
-    params: dict = field(default_factory=dict)
-    parents: list[str] = field(default_factory=list)
+    items: list[tuple] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict:
+        return {i[1]: i[2] for i in self.items if i[0] == "set"}
+
+    @property
+    def parents(self) -> list[str]:
+        return [i[1] for i in self.items if i[0] == "inherit"]
 
 
 @dataclass
@@ -31,12 +44,13 @@ class AmandaConf:
         if dt is None or dumptype in seen:
             return default
         seen.add(dumptype)
-        if key in dt.params:
-            return dt.params[key]
-        for parent in reversed(dt.parents):
-            v = self.resolve(parent, key, None, seen)
-            if v is not None:
-                return v
+        for item in reversed(dt.items):
+            if item[0] == "set" and item[1] == key:
+                return item[2]
+            if item[0] == "inherit":
+                v = self.resolve(item[1], key, None, set(seen))
+                if v is not None:
+                    return v
         return default
 
     def program(self, dumptype: str) -> str:
@@ -81,9 +95,9 @@ def _block(tokens_lines, i, dt: DumpType) -> int:
         if depth > 1:
             continue
         if len(t) == 1:
-            dt.parents.append(t[0])
+            dt.items.append(("inherit", t[0]))
         else:
-            dt.params[t[0].lower().replace("_", "-")] = " ".join(t[1:])
+            dt.items.append(("set", t[0].lower().replace("_", "-"), " ".join(t[1:])))
     return i
 
 

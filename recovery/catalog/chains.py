@@ -73,7 +73,9 @@ def compute_chain(dumps: list[Dump], host: str, disk: str, until: str | None = N
     """
     mine = [d for d in dumps if d.host == host and d.disk == disk]
     if until:
-        mine = [d for d in mine if d.sortdate <= until.ljust(14, "0")]
+        # a date alone means the end of that day
+        limit = until + "235959"[len(until) - 8:] if len(until) >= 8 else until.ljust(14, "9")
+        mine = [d for d in mine if d.sortdate <= limit]
     name = f"{host}:{disk}"
     if not mine:
         raise CatalogError(f"{name}: no dump of this DLE in the catalog"
@@ -105,9 +107,24 @@ def compute_chain(dumps: list[Dump], host: str, disk: str, until: str | None = N
             best[k] = d
     good = sorted(best.values(), key=lambda d: (d.sortdate, d.level))
 
+    # images that became the base of later incrementals: every one whose
+    # dumper succeeded, usable or not (a failed dumper made no image)
+    based = good + [d for d, _ in rejected if not d.dump_failed]
+    why_of = {id(d): why for d, why in rejected}
+
     chain = [good[-1]]
     while chain[-1].level > 0:
         cur = chain[-1]
+        base = [d for d in based if d.sortdate < cur.sortdate and d.level < cur.level]
+        if base:
+            real = max(base, key=lambda d: (d.sortdate, d.level))
+            if id(real) in why_of and not any(
+                    g.sortdate == real.sortdate and g.level == real.level for g in good):
+                where = ", ".join(f"{p.label} file {p.filenum}" for p in real.parts)
+                raise CatalogError(
+                    f"{name}: the level {cur.level} dump of {cur.date} is based on the "
+                    f"level {real.level} dump of {real.date} ({where or 'no volume'}), "
+                    f"which is unusable: {why_of[id(real)]}")
         earlier = [d for d in good if d.sortdate < cur.sortdate and d.level < cur.level]
         if not earlier:
             hint = ""

@@ -15,6 +15,7 @@ from .quoting import split_quoted
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
+_STATUSES = {"OK", "PARTIAL", "FAIL", "FAILED"}
 
 
 def parse(text: str) -> list[Dump]:
@@ -39,24 +40,34 @@ def parse(text: str) -> list[Dump]:
         rest = rest[3:]
         if has_storage:
             rest = rest[2:]
-        label, filenum, partspec, status = rest[0], int(rest[1]), rest[2], rest[3]
-        message = " ".join(rest[4:])
+        if len(rest) >= 2 and "/" in rest[1]:
+            rest = [""] + rest  # a failed dump: the label column is empty
+        label, filenum, partspec = rest[0], int(rest[1]), rest[2]
+        # status: "PART_STATUS" when both are OK, else "PART_STATUS DUMP_STATUS"
+        statuses = []
+        for tok in rest[3:5]:
+            if tok in _STATUSES:
+                statuses.append(tok)
+            else:
+                break
+        part_status = statuses[0] if statuses else "FAILED"
+        dump_status = statuses[1] if len(statuses) > 1 else part_status
+        message = " ".join(rest[3 + len(statuses):])
         pn, _, total = partspec.partition("/")
         d = dumps.setdefault((host, disk, date, level), Dump(host, disk, date, level))
-        try:
-            tot = int(total)
-            if tot > 0:
-                d.nparts = tot
-        except ValueError:
-            pass
-        if status == OK:
+        tot = int(total) if total.lstrip("-").isdigit() else -1
+        if tot > 0:
+            d.nparts = tot
+        if part_status == OK and label:
             d.parts.append(Part(label, filenum, int(pn)))
-        elif status.startswith("PARTIAL"):
+        if dump_status == OK:
+            continue
+        d.message = message or dump_status
+        if dump_status.startswith("PARTIAL"):
             d.status = PARTIAL
-            d.message = message or "partial"
         else:
             d.status = FAILED
-            d.message = message or status
+            d.dump_failed = not label
     for d in dumps.values():
         if d.nparts is None and d.parts:
             d.nparts = len(d.parts)

@@ -28,6 +28,10 @@ class Dump:
     nparts: int | None = None  # None: not known (the taper never said DONE)
     status: str = OK
     message: str = ""
+    # the dumper itself failed: no image was made, so it never became the
+    # base of a later incremental (unlike an image lost on tape)
+    dump_failed: bool = False
+    storage: str = ""
 
     @property
     def dle(self) -> tuple[str, str]:

@@ -21,9 +21,9 @@ def split_quoted(line: str) -> list[str]:
             while i < n and line[i] != '"':
                 if line[i] == "\\" and i + 1 < n:
                     nxt = line[i + 1]
-                    if nxt.isdigit():  # octal escape \ooo
+                    if nxt in "01234567":  # octal escape \ooo
                         j = i + 1
-                        while j < n and j < i + 4 and line[j].isdigit():
+                        while j < n and j < i + 4 and line[j] in "01234567":
                             j += 1
                         buf.append(chr(int(line[i + 1:j], 8)))
                         i = j

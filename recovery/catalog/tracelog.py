@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 _LOGNAME = re.compile(r"^log\.(\d{8,14})\.(\d+)$")
 
 
-def _strip_storage(tokens: list[str]) -> list[str]:
-    """Drop the 3.5 "ST:x" "POOL:y" tokens that follow the program name."""
-    i = 2
+def _strip_storage(tokens: list[str]) -> tuple[list[str], str]:
+    """Drop the 3.5 "ST:x" "POOL:y" tokens after the program; return the storage."""
+    i, storage = 2, ""
     while i < len(tokens) and tokens[i].startswith(("ST:", "POOL:")):
+        if tokens[i].startswith("ST:"):
+            storage = tokens[i][3:]
         i += 1
-    return tokens[:2] + tokens[i:]
+    return tokens[:2] + tokens[i:], storage
 
 
 def _int(s: str) -> int | None:
@@ -41,16 +43,24 @@ def _int(s: str) -> int | None:
 
 
 def parse_lines(lines, source: str = "") -> list[Dump]:
-    dumps: dict[tuple, Dump] = {}
+    """Events in log order; the last word on a dump wins.
 
-    def get(host, disk, date, level) -> Dump:
-        key = (host, disk, date, level)
+    A dumper failure is followed by a retry with the same datestamp and
+    level, and a split part that hit end of tape (PARTPARTIAL) is written
+    again on the next volume, so neither decides the outcome: only DONE,
+    PARTIAL and FAIL of the taper, or a FAIL no retry followed, do.
+    """
+    dumps: dict[tuple, Dump] = {}
+    written: dict[str, str] = {}  # label -> datestamp of the run writing it
+    partial_at: dict[tuple, str] = {}  # dump -> where its last part hit end of tape
+
+    def get(host, disk, date, level, storage="") -> Dump:
+        key = (host, disk, date, level, storage)
         if key not in dumps:
-            dumps[key] = Dump(host, disk, date, level, nparts=None, status=OK)
-            dumps[key].status = "PENDING"
+            dumps[key] = Dump(host, disk, date, level, nparts=None, status="PENDING",
+                              storage=storage)
         return dumps[key]
 
-    written: dict[str, str] = {}  # label -> datestamp of the run writing it
     for lineno, raw in enumerate(lines, 1):
         line = raw.rstrip("\n")
         if not line or line.startswith(("  ", "\t")):
@@ -61,41 +71,55 @@ def parse_lines(lines, source: str = "") -> list[Dump]:
         kind, prog = t[0], t[1]
         try:
             if kind == "START" and prog == "taper":
-                t = _strip_storage(t)
+                t, _ = _strip_storage(t)
                 if "label" in t and "datestamp" in t:
                     written[t[t.index("label") + 1]] = t[t.index("datestamp") + 1]
-            elif kind in ("PART", "PARTPARTIAL") and prog == "taper":
-                t = _strip_storage(t)
+            elif kind == "PART" and prog == "taper":
+                t, st = _strip_storage(t)
                 label, filenum, host, disk, date, partspec, level = t[2:9]
                 pn, _, total = partspec.partition("/")
-                d = get(host, disk, date, int(level))
-                if kind == "PART":
-                    d.parts.append(Part(label, int(filenum), int(pn), written.get(label)))
-                    tot = _int(total)
-                    if tot and tot > 0:
-                        d.nparts = tot
+                part = Part(label, int(filenum), int(pn), written.get(label))
+                d = get(host, disk, date, int(level), st)
+                if d.status == FAILED:  # a retry after a failed attempt
+                    d.status, d.message, d.dump_failed, d.parts = "PENDING", "", False, []
+                d.parts = [p for p in d.parts if p.partnum != part.partnum] + [part]
+                tot = _int(total)
+                if tot and tot > 0:
+                    d.nparts = tot
+            elif kind == "PARTPARTIAL" and prog == "taper":
+                # this part hit end of tape; the taper retries it on the next
+                # volume, and the dump's DONE or PARTIAL decides the outcome
+                t2, st = _strip_storage(t)
+                label, filenum, host, disk, date, _, level = t2[2:9]
+                partial_at[(host, disk, date, int(level), st)] = f"{label} file {int(filenum)}"
+            elif kind in ("DONE", "PARTIAL") and prog == "taper":
+                t, st = _strip_storage(t)
+                host, disk, date, nparts, level = t[2:7]
+                nparts_i, level_i = int(nparts), int(level)
+                d = get(host, disk, date, level_i, st)
+                d.nparts = nparts_i
+                if kind == "DONE":
+                    d.status, d.message, d.dump_failed = OK, "", False
                 else:
                     d.status = PARTIAL
-                    d.message = f"part {pn} on {label} file {filenum} is partial"
-            elif kind in ("DONE", "PARTIAL") and prog == "taper":
-                t = _strip_storage(t)
-                host, disk, date, nparts, level = t[2:7]
-                d = get(host, disk, date, int(level))
-                d.nparts = int(nparts)
-                if kind == "DONE" and d.status == "PENDING":
-                    d.status = OK
-                elif kind == "PARTIAL":
-                    d.status = PARTIAL
-                    d.message = d.message or "taper wrote it only partially"
+                    d.message = "the taper wrote it only partially"
+                    where = partial_at.get((host, disk, date, level_i, st))
+                    if where:
+                        d.message += f" (a part on {where} is partial)"
             elif kind == "FAIL" and prog in ("taper", "dumper", "chunker", "driver", "planner"):
-                t = _strip_storage(t)
+                t, st = _strip_storage(t)
                 host, disk, date, level = t[2:6]
                 lv = _int(level)
                 if lv is None:
                     continue
-                d = get(host, disk, date, lv)
+                d = get(host, disk, date, lv, st if prog == "taper" else "")
+                if d.status == OK:
+                    continue  # a copy already made it
                 d.status = FAILED
-                d.message = " ".join(t[6:]) or f"{prog} failed"
+                d.message = f"{prog}: " + (" ".join(t[6:]) or "failed")
+                d.dump_failed = prog != "taper"
+                if prog != "taper":
+                    d.parts = []  # whatever was written of this attempt is garbage
         except (ValueError, IndexError):
             log.warning("%s:%d: unreadable trace line: %s", source, lineno, line)
     out = []
@@ -105,7 +129,11 @@ def parse_lines(lines, source: str = "") -> list[Dump]:
             d.status = PARTIAL
             d.message = "no DONE line for this dump (the run was interrupted)"
         out.append(d)
-    return out
+    # a dumper failure logged without storage and the retry's DONE with one
+    # are the same dump: drop failures that a later success superseded
+    ok = {(d.host, d.disk, d.date, d.level) for d in out if d.status == OK}
+    return [d for d in out if d.status == OK or not d.dump_failed
+            or (d.host, d.disk, d.date, d.level) not in ok]
 
 
 def logfiles(logdir: Path) -> list[Path]:

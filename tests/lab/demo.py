@@ -90,7 +90,8 @@ def run_demo(log=print) -> dict:
                 result["problems"].append(f"{disk}: not restored")
                 continue
             result["rows"].append({
-                "dle": disk, "levels": r["levels"], "files": s["files"], "bytes": s["bytes"],
+                "dle": disk, "levels": r["levels"], "dates": r["dates"],
+                "files": s["files"], "bytes": s["bytes"],
                 "seconds": r["seconds"], "diffs": diffs})
             result["problems"] += [f"{disk}: {d}" for d in diffs]
 

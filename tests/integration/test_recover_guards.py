@@ -1,0 +1,160 @@
+"""Bad input and destructive steps against the real lab: refused, nothing lost."""
+
+import os
+import shutil
+import subprocess
+
+import pexpect
+import pytest
+
+from tests.lab import scenario, tree
+from tests.lab.lab import AmandaLab, sh
+
+from .helpers import BIN, amdr, collect
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab:
+        scenario.initial(lab.mnt, lab.data_mnt)
+        lab.backup(expect=0)
+        lab.bundle = collect(lab, lab.base / "bundle")
+        yield lab
+
+
+def intact(lab):
+    """The lab disk still holds its filesystems and files."""
+    info = sh(["blkid", "-p", "-o", "export", lab.part(1)])
+    return "lab-root" in info and (lab.mnt / "etc/hostname").exists()
+
+
+def boot_disk():
+    src = sh(["findmnt", "-n", "-o", "SOURCE", "/"]).strip()
+    out = sh(["lsblk", "-s", "-n", "-p", "-o", "PATH,TYPE", src]).splitlines()
+    disks = [ln.split()[0].lstrip("`|-└─├─ ") for ln in out if ln.split()[-1] == "disk"]
+    assert disks, f"cannot find the disk under {src}"
+    return disks[0]
+
+
+def test_boot_disk_is_refused(lab, tmp_path):
+    disk = boot_disk()
+    p = amdr("amdr-recover", "diskinit", "--bundle", lab.bundle, "--target", tmp_path / "t",
+             "--map", f"{lab.loop}={disk}", "--yes")
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert disk in p.stderr and "running system" in p.stderr
+
+
+def test_mounted_disk_is_refused(lab, tmp_path):
+    assert os.path.ismount(lab.mnt)
+    p = amdr("amdr-recover", "recover", "--bundle", lab.bundle, "--target", tmp_path / "t",
+             "--yes")
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert f"{lab.part(1)} is mounted on {lab.mnt}" in p.stderr
+    assert intact(lab)
+
+
+def test_no_confirmation_without_terminal(lab, tmp_path):
+    lab.umount()
+    try:
+        p = amdr("amdr-recover", "diskinit", "--bundle", lab.bundle, "--target", tmp_path / "t")
+        assert p.returncode == 4
+        assert "without confirmation" in p.stderr
+        lab.mount()
+        assert intact(lab)
+    finally:
+        if not os.path.ismount(lab.mnt):
+            lab.mount()
+
+
+def test_wrong_hostname_typed_changes_nothing(lab, tmp_path):
+    lab.umount()
+    try:
+        child = pexpect.spawn(str(BIN / "amdr-recover"),
+                              ["diskinit", "--bundle", str(lab.bundle), "--target",
+                               str(tmp_path / "t")], encoding="utf-8", timeout=60)
+        child.expect("WIPED")
+        child.expect(r"Type the host name \((\S+)\) to go ahead: ")
+        child.sendline("not-" + child.match.group(1))
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 4
+        assert "not confirmed" in child.before
+        lab.mount()
+        assert intact(lab)
+    finally:
+        if not os.path.ismount(lab.mnt):
+            lab.mount()
+
+
+def test_corrupt_bundle_is_refused(lab, tmp_path):
+    bad = tmp_path / "bundle"
+    shutil.copytree(lab.bundle, bad)
+    data = bytearray((bad / "layout.yaml").read_bytes())
+    data[10] ^= 1
+    (bad / "layout.yaml").write_bytes(bytes(data))
+    p = amdr("amdr-recover", "plan", "--bundle", bad, "--target", tmp_path / "t")
+    assert p.returncode == 3
+    assert "checksum mismatch: layout.yaml" in p.stderr
+    (bad / "extra.txt").write_text("planted")
+    shutil.copy(lab.bundle / "layout.yaml", bad / "layout.yaml")
+    p = amdr("amdr-recover", "plan", "--bundle", bad, "--target", tmp_path / "t")
+    assert p.returncode == 3 and "not in the manifest: extra.txt" in p.stderr
+
+
+def test_missing_volume_stops_before_any_wipe(lab, tmp_path):
+    vt = tmp_path / "vtapes"
+    shutil.copytree(lab.vtapes, vt, ignore=shutil.ignore_patterns("slot1"))
+    lab.umount()
+    try:
+        p = amdr("amdr-recover", "recover", "--bundle", lab.bundle, "--target", tmp_path / "t",
+                 "--vtapes", vt, "--yes")
+        assert p.returncode == 3, p.stdout + p.stderr
+        label = lab.name.upper() + "-01"
+        assert "no disk was touched" in p.stderr and label in p.stderr
+        assert "is not available" in p.stderr
+        lab.mount()
+        assert intact(lab)
+    finally:
+        if not os.path.ismount(lab.mnt):
+            lab.mount()
+
+
+def test_disk_too_small(lab, tmp_path):
+    img = tmp_path / "small.img"
+    with open(img, "wb") as f:
+        f.truncate(20 << 20)
+    small = sh(["losetup", "-f", "--show", str(img)]).strip()
+    try:
+        p = amdr("amdr-recover", "diskinit", "--bundle", lab.bundle, "--target",
+                 tmp_path / "t", "--map", f"{lab.loop}={small}", "--yes")
+        assert p.returncode == 3
+        assert f"{small} is too small" in p.stderr and "need" in p.stderr
+        assert sh(["blkid", "-p", small], check=False) == ""  # still blank
+    finally:
+        sh(["losetup", "-d", small])
+
+
+def test_recover_onto_a_new_disk(lab, tmp_path):
+    img = tmp_path / "new.img"
+    with open(img, "wb") as f:
+        f.truncate(os.path.getsize(lab.image) + (16 << 20))  # a slightly larger disk
+    new = sh(["losetup", "-f", "--show", str(img)]).strip()
+    target = tmp_path / "target"
+    try:
+        p = amdr("amdr-recover", "recover", "--bundle", lab.bundle, "--target", target,
+                 "--map", f"{lab.loop}={new}", "--yes")
+        assert p.returncode == 0, p.stdout + p.stderr
+        expected = lab.runs[-1].manifests
+        got_root = tree.snapshot(str(target), exclude={"lost+found", "srv"})
+        got_data = tree.snapshot(str(target / "srv"), exclude={"lost+found"})
+        assert tree.compare(expected[lab.root_disk], got_root) == []
+        assert tree.compare(expected[lab.data_disk], got_data) == []
+        assert "lab-root" in sh(["blkid", "-p", "-o", "export", f"{new}p1"])
+        assert intact(lab)  # the original disk was not touched
+    finally:
+        subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
+                       capture_output=True)
+        sh(["partx", "-d", new], check=False)
+        sh(["losetup", "-d", new])
