@@ -43,6 +43,14 @@ def plan_disks(layout: dict, mapping: dict[str, str], sizes: dict[str, int],
                target: str) -> list[Action]:
     """mapping: original disk path -> new disk path; sizes: new path -> bytes."""
     problems = []
+    seen: dict[str, str] = {}
+    for d in layout["disks"]:
+        new = mapping.get(d["path"])
+        if new is not None and new in seen:
+            problems.append(f"{seen[new]} and {d['path']} are both mapped to {new}; each "
+                            f"original disk needs a disk of its own")
+        elif new is not None:
+            seen[new] = d["path"]
     for d in layout["disks"]:
         new = mapping.get(d["path"])
         if new is None:

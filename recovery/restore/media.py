@@ -47,16 +47,20 @@ def parse_header(block: bytes) -> Header | None:
         return Header(kind, t[2], label=t[4] if len(t) > 4 else "")
     if kind in ("FILE", "SPLIT_FILE", "CONT_FILE"):
         h = Header(kind, t[1], host=t[2], disk=t[3])
-        if "lev" in t:
-            h.level = int(t[t.index("lev") + 1])
-        if "part" in t:
-            h.part = t[t.index("part") + 1]
-        if "program" in t:
-            h.program = t[t.index("program") + 1]
+        rest = t[4:]  # keywords come after host and disk, which may look like them
+        if "lev" in rest:
+            h.level = int(rest[rest.index("lev") + 1])
+        if "part" in rest:
+            h.part = rest[rest.index("part") + 1]
+        if "program" in rest:
+            h.program = rest[rest.index("program") + 1]
         m = re.search(r"^APPLICATION=(\S+)", text, re.M)
         if m:
             h.program = f"APPLICATION:{m.group(1)}"
         return h
+    # TAPEEND DATE d, and kinds this version does not restore from
+    if len(t) > 2 and t[1] == "DATE":
+        return Header(kind, t[2])
     return Header(kind, t[1] if len(t) > 1 else "")
 
 

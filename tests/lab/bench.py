@@ -11,7 +11,6 @@ ratio hand/amanda-dr; exits 1 if amanda-dr is slower than 0.95 of by hand.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,13 +36,25 @@ def populate(root: Path):
             (sub / f"f{i:03d}.txt").write_bytes(os.urandom(5 * 1024))
 
 
-def timed(argv, **kw) -> float:
+def timed(argv, out: Path) -> float:
+    """Wall time until the restored data is on disk (sync of the target fs
+    included), so the page cache's write-back does not decide the race."""
     start = time.monotonic()
-    p = subprocess.run(argv, capture_output=True, text=True, **kw)
-    dur = time.monotonic() - start
+    p = subprocess.run(argv, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{argv[:3]}... failed ({p.returncode}): {p.stderr[-1500:]}")
-    return dur
+    sh(["sync", "-f", str(out)])
+    return time.monotonic() - start
+
+
+def fresh_fs(image: Path, mnt: Path) -> str:
+    """A new, empty ext4 for each timed run: the same starting point for both."""
+    if os.path.ismount(mnt):
+        sh(["umount", str(mnt)])
+    sh(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image)])
+    mnt.mkdir(exist_ok=True)
+    sh(["mount", "-o", "loop", str(image), str(mnt)])
+    return str(mnt)
 
 
 def main() -> int:
@@ -74,6 +85,10 @@ def main() -> int:
                 pass
 
         out_a, out_h = lab.base / "out-amdr", lab.base / "out-hand"
+        scratch = {out_a: lab.base / "scratch-amdr.img", out_h: lab.base / "scratch-hand.img"}
+        for img in scratch.values():
+            with open(img, "wb") as f:
+                f.truncate(2 << 30)
         hand_cmd = (f"runuser -u backup -- amrestore -p -f {filenum} -l {label} "
                     f"file:{slot} localhost {lab.mnt} | tar -xpf - -C {out_h}")
         amdr = [str(BIN / "amdr-recover"), "restore", "--bundle", str(bundle),
@@ -82,17 +97,18 @@ def main() -> int:
         for i in range(RUNS):
             for which in ("amdr", "hand") if i % 2 == 0 else ("hand", "amdr"):
                 out = out_a if which == "amdr" else out_h
-                shutil.rmtree(out, ignore_errors=True)
-                out.mkdir()
+                fresh_fs(scratch[out], out)
                 sh(["sync"])
                 if which == "amdr":
-                    times_a.append(timed(amdr))
+                    times_a.append(timed(amdr, out))
                 else:
-                    times_h.append(timed(["bash", "-o", "pipefail", "-c", hand_cmd]))
-                sh(["sync"])
+                    times_h.append(timed(["bash", "-o", "pipefail", "-c", hand_cmd], out))
             print(f"  run {i + 1}: amanda-dr {times_a[-1]:.2f}s, by hand {times_h[-1]:.2f}s",
                   flush=True)
-        nfiles = sum(len(f) for _, _, f in os.walk(out_a))
+        nfiles = sum(len(f) for _, _, f in os.walk(out_h))
+        for out in (out_a, out_h):
+            if os.path.ismount(out):
+                sh(["umount", str(out)])
         a, h = statistics.median(times_a), statistics.median(times_h)
         ratio = h / a
         print()

@@ -1,6 +1,5 @@
 """Amanda's token quoting (common-src/util.c quote_string / unquote_string)."""
 
-import pytest
 
 from recovery.catalog.quoting import sanitise, split_quoted
 
