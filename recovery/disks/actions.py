@@ -9,12 +9,12 @@ what runs.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from dataclasses import asdict, dataclass, field
 
 from essentials.errors import AmdrError
 from essentials.runner import Runner
+
+from . import devnodes
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,14 @@ class PartitionTable(Action):
         super().apply(runner)
         if runner.dry_run:
             return
-        deadline = time.monotonic() + 10
-        for p in self.partitions:
-            while not os.path.exists(p.path):
-                if time.monotonic() > deadline:
-                    raise AmdrError(f"{p.path} did not appear after partitioning "
-                                    f"{self.device}; run 'partx -a {self.device}' and retry")
-                runner.run(["partx", "-a", self.device], check=False)
-                time.sleep(0.2)
+        paths = [p.path for p in self.partitions]
+        missing = devnodes.wait_for(paths, timeout=3)
+        if missing:  # the kernel did not take the table in: ask it again
+            runner.run(["partx", "-a", self.device], check=False)
+            missing = devnodes.wait_for(missing, timeout=10)
+        if missing:
+            raise AmdrError(f"{', '.join(missing)} did not appear after partitioning "
+                            f"{self.device}; run 'partx -a {self.device}' and retry")
 
 
 @dataclass

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recovery.disks import devnodes
+
 from . import tree
 
 AMANDA_USER = "backup"
@@ -143,11 +145,8 @@ class AmandaLab:
         self._write_config()
 
     def _wait(self, path):
-        for _ in range(50):
-            if os.path.exists(path):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{path} did not appear")
+        if devnodes.wait_for([path]):
+            raise RuntimeError(f"{path} did not appear (not in /sys/class/block either)")
 
     def mount(self):
         sh(["mount", self.part(1), str(self.mnt)])
