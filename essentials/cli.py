@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import amanda, bundle
+from . import amanda, bundle, cliutil
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError
 from .layout import collect as layout_collect
 from .runner import Runner
@@ -81,14 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except AmdrError as e:
-        print(f"amdr-essentials: {e}", file=sys.stderr)
-        return e.exit_code
+    return cliutil.run("amdr-essentials", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import yaml
 
 from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, ConfigError,
                                RefusedError)
+from essentials import cliutil
 from essentials.runner import Runner
 
 from .disks import guard
@@ -220,14 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except AmdrError as e:
-        print(f"amdr-recover: {e}", file=sys.stderr)
-        return e.exit_code
+    return cliutil.run("amdr-recover", build_parser(), argv)
 
 
 if __name__ == "__main__":

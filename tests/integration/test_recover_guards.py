@@ -1,5 +1,6 @@
 """Bad input and destructive steps against the real lab: refused, nothing lost."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -30,6 +31,18 @@ def intact(lab):
     return "lab-root" in info and (lab.mnt / "etc/hostname").exists()
 
 
+@contextlib.contextmanager
+def unmounted(lab):
+    """The lab disk unmounted for the test, then mounted again and checked intact."""
+    lab.umount()
+    try:
+        yield
+    finally:
+        if not os.path.ismount(lab.mnt):
+            lab.mount()
+    assert intact(lab)
+
+
 def boot_disk():
     src = sh(["findmnt", "-n", "-o", "SOURCE", "/"]).strip()
     out = sh(["lsblk", "-s", "-n", "-p", "-o", "PATH,TYPE", src]).splitlines()
@@ -56,21 +69,14 @@ def test_mounted_disk_is_refused(lab, tmp_path):
 
 
 def test_no_confirmation_without_terminal(lab, tmp_path):
-    lab.umount()
-    try:
+    with unmounted(lab):
         p = amdr("amdr-recover", "diskinit", "--bundle", lab.bundle, "--target", tmp_path / "t")
         assert p.returncode == 4
         assert "without confirmation" in p.stderr
-        lab.mount()
-        assert intact(lab)
-    finally:
-        if not os.path.ismount(lab.mnt):
-            lab.mount()
 
 
 def test_wrong_hostname_typed_changes_nothing(lab, tmp_path):
-    lab.umount()
-    try:
+    with unmounted(lab):
         child = pexpect.spawn(str(BIN / "amdr-recover"),
                               ["diskinit", "--bundle", str(lab.bundle), "--target",
                                str(tmp_path / "t")], encoding="utf-8", timeout=60)
@@ -81,11 +87,6 @@ def test_wrong_hostname_typed_changes_nothing(lab, tmp_path):
         child.close()
         assert child.exitstatus == 4
         assert "not confirmed" in child.before
-        lab.mount()
-        assert intact(lab)
-    finally:
-        if not os.path.ismount(lab.mnt):
-            lab.mount()
 
 
 def test_corrupt_bundle_is_refused(lab, tmp_path):
@@ -106,19 +107,13 @@ def test_corrupt_bundle_is_refused(lab, tmp_path):
 def test_missing_volume_stops_before_any_wipe(lab, tmp_path):
     vt = tmp_path / "vtapes"
     shutil.copytree(lab.vtapes, vt, ignore=shutil.ignore_patterns("slot1"))
-    lab.umount()
-    try:
+    with unmounted(lab):
         p = amdr("amdr-recover", "recover", "--bundle", lab.bundle, "--target", tmp_path / "t",
                  "--vtapes", vt, "--yes")
         assert p.returncode == 3, p.stdout + p.stderr
         label = lab.name.upper() + "-01"
         assert "no disk was touched" in p.stderr and label in p.stderr
         assert "is not available" in p.stderr
-        lab.mount()
-        assert intact(lab)
-    finally:
-        if not os.path.ismount(lab.mnt):
-            lab.mount()
 
 
 def test_disk_too_small(lab, tmp_path):
