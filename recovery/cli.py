@@ -75,8 +75,7 @@ def cmd_plan(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
-def confirm(s: Session, actions, yes: bool):
-    disks = sorted({a.device for a in actions if a.type == "wipe"})
+def confirm(s: Session, actions, disks: list[str], yes: bool):
     if yes:
         return
     if not sys.stdin.isatty():
@@ -95,7 +94,7 @@ def do_diskinit(s: Session, runner: Runner, yes: bool):
     actions = s.disk_plan(runner)
     disks = sorted({a.device for a in actions if a.type == "wipe"})
     guard.check_disks(runner, disks)
-    confirm(s, actions, yes)
+    confirm(s, actions, disks, yes)
     for a in actions:
         print(f"  {a.id}")
         a.apply(runner)

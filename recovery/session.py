@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from essentials.bundle import Bundle, open_bundle
-from essentials.errors import CatalogError
+from essentials.errors import CatalogError, CommandError
 from essentials.layout.schema import validate
 from essentials.runner import Runner
 
@@ -56,7 +56,7 @@ class Session:
         for new in mapping.values():
             try:
                 sizes[new] = guard.disk_size(runner, new)
-            except Exception:
+            except CommandError:
                 sizes[new] = None  # reported by the guard: does not exist
         return plan_disks(self.layout, mapping, sizes, self.target)
 

@@ -30,12 +30,12 @@ def _mounts() -> list[tuple[str, str]]:
 
 def _disks_under(runner: Runner, dev: str) -> set[str]:
     """The whole disks a block device sits on (through partitions, LVM, MD...)."""
-    res = runner.run(["lsblk", "-s", "-n", "-p", "-o", "PATH,TYPE", dev], check=False)
+    res = runner.run(["lsblk", "-s", "-l", "-n", "-p", "-o", "PATH,TYPE", dev], check=False)
     out = set()
     for line in res.text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1] in ("disk", "loop"):
-            out.add(os.path.realpath(parts[0].lstrip("`|-└─├─ ")))
+            out.add(os.path.realpath(parts[0]))
     return out
 
 

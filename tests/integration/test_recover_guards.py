@@ -45,8 +45,8 @@ def unmounted(lab):
 
 def boot_disk():
     src = sh(["findmnt", "-n", "-o", "SOURCE", "/"]).strip()
-    out = sh(["lsblk", "-s", "-n", "-p", "-o", "PATH,TYPE", src]).splitlines()
-    disks = [ln.split()[0].lstrip("`|-└─├─ ") for ln in out if ln.split()[-1] == "disk"]
+    out = sh(["lsblk", "-s", "-l", "-n", "-p", "-o", "PATH,TYPE", src]).splitlines()
+    disks = [ln.split()[0] for ln in out if ln.split()[-1] == "disk"]
     assert disks, f"cannot find the disk under {src}"
     return disks[0]
 

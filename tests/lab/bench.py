@@ -71,11 +71,8 @@ def main() -> int:
                         "--disk", lab.loop, "--root", str(lab.mnt),
                         "--amanda-config", lab.name], check=True, capture_output=True)
         # where the level 0 is, as a person would read it off the amdump report
-        line = next(ln for ln in (lab.state / "log").glob(f"log.{run.datestamp}.*")
-                    .__next__().read_text().splitlines()
-                    if ln.startswith("PART taper") and str(lab.mnt) in ln)
-        t = [x for x in line.split() if not x.startswith(('"ST:', '"POOL:'))]
-        label, filenum = t[2], int(t[3])
+        [part] = next(d for d in lab.dumps_of(run.datestamp) if d.disk == str(lab.mnt)).parts
+        label, filenum = part.label, part.filenum
         slot = next(s for s in lab.vtapes.iterdir() if (s / f"00000.{label}").exists())
         image = next(slot.glob(f"{filenum:05d}.*"))
         size = image.stat().st_size

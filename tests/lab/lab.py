@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recovery.catalog import tracelog
 from recovery.disks import devnodes
 
 from . import tree
@@ -244,12 +245,13 @@ define dumptype lab-dump {{
 
     def levels_of(self, datestamp: str) -> dict:
         """disk -> level of the dumps taped in that run, from the trace log."""
-        out = {}
+        return {d.disk: d.level for d in self.dumps_of(datestamp) if d.status == "OK"}
+
+    def dumps_of(self, datestamp: str):
+        """The dumps recorded in that run's trace log."""
+        out = []
         for path in (self.state / "log").glob(f"log.{datestamp}.*"):
-            for line in path.read_text().splitlines():
-                if line.startswith("DONE taper"):
-                    t = [x for x in line.split() if not x.startswith(('"ST:', '"POOL:'))]
-                    out[t[3]] = int(t[6])
+            out += tracelog.parse_lines(path.read_text().splitlines(), str(path))
         return out
 
     def backup(self, force_full=False, bump=False, expect=None) -> Run:
