@@ -22,6 +22,12 @@ from .errors import BundleError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.yaml"
+# libyaml's loader when PyYAML has it: same safe subset, a tenth of the time
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml_text(text: str):
+    return yaml.load(text, Loader=_SafeLoader)
 
 
 def sha256_file(path: Path) -> str:
@@ -82,7 +88,7 @@ class Bundle:
         return self.path(rel).read_text(encoding="utf-8", errors="replace")
 
     def load_yaml(self, rel: str):
-        return yaml.safe_load(self.read_text(rel))
+        return load_yaml_text(self.read_text(rel))
 
     def listdir(self, prefix: str) -> list[str]:
         prefix = prefix.rstrip("/") + "/"
@@ -101,7 +107,7 @@ def open_bundle(root, verify: bool = True) -> Bundle:
         raise BundleError(f"{root}: not a bundle (no {MANIFEST}); give the directory "
                           f"amdr-essentials collect wrote")
     try:
-        manifest = yaml.safe_load(mpath.read_text())
+        manifest = load_yaml_text(mpath.read_text())
     except yaml.YAMLError as e:
         raise BundleError(f"{mpath}: unreadable manifest: {e}") from e
     if not isinstance(manifest, dict) or "files" not in manifest:

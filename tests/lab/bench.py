@@ -20,7 +20,7 @@ from pathlib import Path
 from .lab import AmandaLab, sh
 
 BIN = Path(sys.executable).parent
-RUNS = int(os.environ.get("AMDR_BENCH_RUNS", "5"))
+RUNS = int(os.environ.get("AMDR_BENCH_RUNS", "7"))
 TARGET_RATIO = 0.95
 
 
