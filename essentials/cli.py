@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import amanda, bundle, cliutil
+from . import bundle, cliutil
+from .collectors import amanda, layout
+from .collectors.base import Context
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError
-from .layout import collect as layout_collect
 from .runner import Runner
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ def cmd_collect(args) -> int:
     os.chmod(out, 0o700)
     runner = Runner()
     status = run_collectors(out, [
-        ("layout", lambda: {"disks": len(layout_collect.collect(
-            runner, out, args.disk or None, args.root)["disks"])}),
-        ("amanda", lambda: amanda.collect(runner, out, args.amanda_config or None)),
+        ("layout", lambda: layout.collect(Context(runner, out, {"disks": args.disk},
+                                                  args.root))),
+        ("amanda", lambda: amanda.collect(Context(runner, out,
+                                                  {"configs": args.amanda_config}))),
     ])
     manifest = bundle.write_manifest(out, status, {"root": args.root})
     failed = [n for n, s in status.items() if s["status"] != "ok"]

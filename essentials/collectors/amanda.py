@@ -11,9 +11,10 @@ import logging
 import shutil
 from pathlib import Path
 
+from essentials.errors import ConfigError
 from essentials.runner import Runner
 
-from .errors import ConfigError
+from .base import Context
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ def collect_config(runner: Runner, conf: str, out: Path, etc: Path = AMANDA_ETC)
     return {"config": conf, "trace_logs": n}
 
 
-def collect(runner: Runner, out: Path, only: list[str] | None = None,
-            etc: Path = AMANDA_ETC) -> list[dict]:
-    names = only or configs(etc)
+def collect(ctx: Context) -> dict:
+    etc = ctx.etc / "amanda"
+    names = ctx.options.get("configs") or configs(etc)
     missing = [c for c in names if not (etc / c / "amanda.conf").is_file()]
     if missing:
         raise ConfigError(f"no Amanda configuration {', '.join(missing)} under {etc}")
-    return [collect_config(runner, c, out, etc) for c in names]
+    return {"configs": [collect_config(ctx.runner, c, ctx.out, etc) for c in names]}

@@ -1,0 +1,345 @@
+"""/etc/amanda-dr/essentials.yaml: loaded once, validated before anything runs.
+
+Why a schema of our own instead of trusting YAML: the agent runs from cron
+with nobody watching, so a typo ("recipents") must stop the run with a
+message naming the file, the key and what was expected, not silently fall
+back to a default and deliver nothing for months.
+
+A schema node is one of:
+  Field(type, default, required, doc, check)  a scalar or a list of scalars
+  Section({key: node})                        a mapping with known keys
+  ListOf(Section)                             a list of mappings
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/amanda-dr/essentials.yaml")
+
+
+@dataclass
+class Field:
+    type: type | tuple
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns a complaint or None
+    items: type | None = None  # for type=list: the type of each item
+
+
+@dataclass
+class Section:
+    keys: dict
+    doc: str = ""
+
+
+@dataclass
+class ListOf:
+    section: Section
+    doc: str = ""
+
+
+def _one_of(*choices):
+    def check(v):
+        return None if v in choices else f"one of {', '.join(map(str, choices))}"
+    return check
+
+
+def _positive(v):
+    return None if v > 0 else "a number greater than 0"
+
+
+def _absolute(v):
+    return None if str(v).startswith("/") else "an absolute path"
+
+
+DELIVERY_COMMON = {
+    "type": Field(str, required=True, check=_one_of("sftp", "mail", "local"),
+                  doc="sftp, mail or local"),
+    "name": Field(str, doc="shown in logs and the spool; default: TYPE:TARGET"),
+    "keep": Field(int, 8, check=_positive, doc="bundles of this host kept there (sftp, local)"),
+}
+
+SFTP = {
+    "host": Field(str, doc="sftp server"),
+    "port": Field(int, 22, check=_positive),
+    "user": Field(str, doc="login name"),
+    "key_file": Field(str, "/etc/amanda-dr/id_ed25519", check=_absolute,
+                      doc="private key for key authentication (no passphrase: cron)"),
+    "known_hosts": Field(str, "/etc/amanda-dr/known_hosts", check=_absolute,
+                         doc="the server's host key must be listed here"),
+    "dir": Field(str, ".", doc="base directory; bundles go to DIR/HOST/"),
+    "timeout": Field(int, 30, check=_positive, doc="seconds to connect"),
+}
+
+MAIL = {
+    "smtp_host": Field(str, "127.0.0.1"),
+    "port": Field(int, 25, check=_positive),
+    "security": Field(str, "starttls", check=_one_of("starttls", "ssl", "none"),
+                      doc="starttls, ssl (SMTPS) or none"),
+    "user": Field(str, doc="SMTP AUTH login (optional)"),
+    "password_file": Field(str, check=_absolute, doc="file holding the SMTP password"),
+    "ca_file": Field(str, check=_absolute, doc="CA to verify the server's certificate"),
+    "from": Field(str, doc="sender address; default root@FQDN"),
+    "to": Field(list, items=str, doc="recipient addresses"),
+    "max_size_mb": Field((int, float), 20, check=_positive,
+                         doc="a bundle larger than this is not mailed"),
+    "timeout": Field(int, 30, check=_positive),
+}
+
+LOCAL = {
+    "dir": Field(str, check=_absolute,
+                 doc="directory to copy into (on the mounted medium when device is set)"),
+    "device": Field(str, check=_absolute,
+                    doc="removable device to mount at `dir` for the copy and unmount after"),
+    "mount_options": Field(str, "rw,nosuid,nodev,noexec"),
+}
+
+DELIVERY_TYPES = {t: Section({**DELIVERY_COMMON, **keys})
+                  for t, keys in (("sftp", SFTP), ("mail", MAIL), ("local", LOCAL))}
+# which keys each delivery type needs, checked after the common validation
+DELIVERY_REQUIRED = {"sftp": ("host", "user"), "mail": ("to",), "local": ("dir",)}
+
+SCHEMA = Section({
+    "host": Field(str, doc="name used for the bundle; default: the short hostname"),
+    "state_dir": Field(str, "/var/lib/amanda-dr", check=_absolute,
+                       doc="lock, work area (root only) and the last bundle's layout"),
+    "spool_dir": Field(str, "/var/spool/amanda-dr", check=_absolute,
+                       doc="encrypted bundles waiting for delivery"),
+    "spool_keep": Field(int, 4, check=_positive,
+                        doc="undelivered bundles kept in the spool (oldest dropped first)"),
+    "log_file": Field(str, "/var/log/amanda-dr/essentials.log", check=_absolute),
+    "gpg": Section({
+        "home": Field(str, "/etc/amanda-dr/gnupg", check=_absolute,
+                      doc="GnuPG home holding the recipients' public keys and the host key"),
+        "recipients": Field(list, required=True, items=str,
+                            doc="fingerprints (or key ids / e-mails) to encrypt to"),
+        "signer": Field(str, required=True, doc="fingerprint of this host's signing key"),
+        "passphrase_file": Field(str, check=_absolute,
+                                 doc="file holding the signing key's passphrase, if it has one"),
+    }, doc="encryption and signing"),
+    "collect": Section({
+        "etc": Section({
+            "enabled": Field(bool, True),
+            "exclude": Field(list, [], items=str,
+                             doc="tar --exclude patterns, relative to / (e.g. etc/ssl/private)"),
+        }),
+        "layout": Section({
+            "enabled": Field(bool, True),
+            "disks": Field(list, [], items=str, doc="only these disks (default: all)"),
+            "luks_header": Field(bool, False,
+                                 doc="also keep a LUKS header backup (it holds key slots)"),
+        }),
+        "packages": Section({"enabled": Field(bool, True)}),
+        "network": Section({"enabled": Field(bool, True)}),
+        "amanda": Section({
+            "enabled": Field(bool, True),
+            "configs": Field(list, [], items=str, doc="server configs (default: all)"),
+            "index_max_mb": Field((int, float), 200, check=_positive,
+                                  doc="the index is left out when larger (compressed)"),
+        }),
+    }),
+    "deliveries": ListOf(Section({}), doc="where bundles go; each one independent"),
+})
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_name(x) for x in t)
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list"}.get(t, t.__name__)
+
+
+def _isinstance(v, t) -> bool:
+    types = t if isinstance(t, tuple) else (t,)
+    if isinstance(v, bool) and bool not in types:
+        return False  # yaml `yes` must not pass as an integer
+    return isinstance(v, types)
+
+
+class _Validator:
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, key: str, msg: str):
+        raise ConfigError(f"{self.where}: {key}: {msg}")
+
+    def section(self, node: Section, data, path: str) -> dict:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.fail(path or "top level", f"expected a mapping of keys, got {data!r}")
+        for k in data:
+            if k not in node.keys:
+                close = difflib.get_close_matches(str(k), list(node.keys), 1)
+                hint = f" (did you mean '{close[0]}'?)" if close else \
+                    f" (known keys: {', '.join(node.keys)})"
+                self.fail(_join(path, k), f"unknown key{hint}")
+        out = {}
+        for k, sub in node.keys.items():
+            out[k] = self.node(sub, data.get(k), _join(path, k), k in data)
+        return out
+
+    def delivery(self, data, path: str) -> dict:
+        """A delivery's keys depend on its type, so the type is checked first."""
+        if not isinstance(data, dict):
+            self.fail(path, f"expected a mapping with a type, got {data!r}")
+        t = self.node(DELIVERY_COMMON["type"], data.get("type"), f"{path}.type", "type" in data)
+        return self.section(DELIVERY_TYPES[t], data, path)
+
+    def node(self, node, value, path: str, present: bool):
+        if isinstance(node, Section):
+            return self.section(node, value, path)
+        if isinstance(node, ListOf):
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                self.fail(path, f"expected a list of mappings, got {value!r}")
+            return [self.delivery(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if not present or value is None:
+            if node.required:
+                self.fail(path, f"missing; expected {node.doc or _type_name(node.type)}")
+            return list(node.default) if isinstance(node.default, list) else node.default
+        if node.type is list and isinstance(value, (str, int)) and node.items is str:
+            value = [str(value)]  # a single recipient needs no list brackets
+        if not _isinstance(value, node.type):
+            self.fail(path, f"expected {_type_name(node.type)}, got {value!r}")
+        if node.type is list and node.items:
+            for i, item in enumerate(value):
+                if not _isinstance(item, node.items):
+                    self.fail(f"{path}[{i}]", f"expected {_type_name(node.items)}, got {item!r}")
+        if node.check:
+            complaint = node.check(value)
+            if complaint:
+                self.fail(path, f"expected {complaint}, got {value!r}")
+        return value
+
+
+def _join(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def validate(data, where: str = "essentials.yaml") -> dict:
+    v = _Validator(where)
+    cfg = v.section(SCHEMA, data, "")
+    if not cfg["gpg"]["recipients"]:
+        v.fail("gpg.recipients", "empty; expected at least one key to encrypt to")
+    names = set()
+    for i, d in enumerate(cfg["deliveries"]):
+        path = f"deliveries[{i}]"
+        t = d["type"]
+        for k in DELIVERY_REQUIRED[t]:
+            if not d.get(k):
+                v.fail(f"{path}.{k}", f"missing; a {t} delivery needs it")
+        if not d["name"]:
+            target = {"sftp": d.get("host"), "mail": ",".join(d.get("to") or []),
+                      "local": d.get("device") or d.get("dir")}[t]
+            d["name"] = f"{t}:{target}"
+        if d["name"] in names:
+            v.fail(f"{path}.name", f"'{d['name']}' is used twice; give each delivery its own name")
+        names.add(d["name"])
+    return cfg
+
+
+def load(path: Path | str = DEFAULT_PATH) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; write one from "
+                          f"`amdr-essentials config-example`") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: "
+                          f"{getattr(e, 'problem', None) or e}") from None
+    return validate(data, str(path))
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """A passphrase or password from a file only root may read."""
+    try:
+        st = os.stat(path)
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror}") from None
+    if st.st_mode & 0o077:
+        raise ConfigError(f"{path}: the {what} file is readable by others "
+                          f"(mode {st.st_mode & 0o777:o}); chmod 600 it")
+    return text.rstrip("\n")
+
+
+def _example_lines(node, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines = []
+    for k, sub in node.keys.items():
+        if isinstance(sub, Section):
+            if sub.doc:
+                lines.append(f"{pad}# {sub.doc}")
+            lines.append(f"{pad}{k}:")
+            lines += _example_lines(sub, indent + 1)
+        elif isinstance(sub, ListOf):
+            continue
+        elif isinstance(sub, Field):
+            doc = f"  # {sub.doc}" if sub.doc else ""
+            if sub.required:
+                doc = f"  # required: {sub.doc}" if sub.doc else "  # required"
+            val = yaml.safe_dump(sub.default, default_flow_style=True).strip()
+            if val.endswith("..."):
+                val = val[:-3].strip()
+            if sub.default is None:
+                lines.append(f"{pad}# {k}:{doc}")
+            else:
+                lines.append(f"{pad}{k}: {val}{doc}")
+    return lines
+
+
+EXAMPLE_TAIL = """\
+# Where bundles go. Each delivery is independent: one failing never stops the
+# others, and a bundle not delivered everywhere stays in spool_dir and is
+# retried on the next run.
+deliveries:
+  - type: sftp
+    host: backup-store.example.com
+    port: 22
+    user: amdr
+    key_file: /etc/amanda-dr/id_ed25519      # key authentication only
+    known_hosts: /etc/amanda-dr/known_hosts  # unknown or changed host key = refused
+    dir: bundles                             # bundles go to bundles/HOST/
+    keep: 8                                  # newest 8 of this host kept there
+  - type: mail
+    smtp_host: mail.example.com
+    port: 587
+    security: starttls                       # starttls, ssl (port 465) or none
+    user: amdr                               # optional SMTP AUTH
+    password_file: /etc/amanda-dr/smtp-password
+    to: [dr-team@example.com]
+    max_size_mb: 20
+  - type: local
+    dir: /mnt/usb/amanda-dr                  # a directory, or the mountpoint of:
+    device: /dev/disk/by-label/AMDR-USB      # optional: mounted for the copy, unmounted after
+    keep: 4
+"""
+
+
+def example() -> str:
+    head = ["# /etc/amanda-dr/essentials.yaml: amdr-essentials configuration",
+            "# Validated on load: an unknown key or a wrong type stops the run (exit 2).", ""]
+    body = _example_lines(SCHEMA, 0)
+    body = [ln.replace("# recipients:", "recipients: [0123456789ABCDEF0123456789ABCDEF01234567]", 1) if "recipients:" in ln else ln for ln in body]
+    body = [ln.replace("# signer:", "signer: FEDCBA9876543210FEDCBA9876543210FEDCBA98", 1)
+            if "signer:" in ln else ln for ln in body]
+    return "\n".join(head + body) + "\n\n" + EXAMPLE_TAIL
