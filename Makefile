@@ -6,7 +6,8 @@ PYTHON ?= python3
 
 # Debian packages the product and its tests call
 DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
-	dosfstools btrfs-progs gnupg openssh-server openssh-client tar gzip acl attr \
+	dosfstools btrfs-progs lvm2 mdadm cryptsetup-bin efibootmgr \
+	gnupg openssh-server openssh-client tar gzip acl attr \
 	python3 python3-venv python3-pip
 
 .PHONY: setup test unit demo bench clean
@@ -29,7 +30,8 @@ demo:
 	$(PY) -m tests.lab.demo
 
 bench:
-	$(PY) -m tests.lab.bench
+	rc=0; $(PY) -m tests.lab.bench || rc=1; echo; \
+	$(PY) -m tests.lab.bench_essentials || rc=1; exit $$rc
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

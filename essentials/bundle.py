@@ -75,6 +75,7 @@ def write_manifest(root: Path, collectors: dict, extra: dict | None = None) -> d
 class Bundle:
     root: Path
     manifest: dict
+    source: Path | None = None  # the sealed .amdr.gpg it was decrypted from, if any
 
     def path(self, rel: str) -> Path:
         if rel not in self.manifest["files"]:

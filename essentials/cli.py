@@ -1,44 +1,110 @@
-"""amdr-essentials: gather what a bare-metal recovery needs into a bundle.
+"""amdr-essentials: gather what a bare-metal recovery needs, seal it, get it off the host.
+
+  run             collect, encrypt and sign a bundle, deliver it (and any
+                  bundle an earlier run left in the spool)
+  check           compare the disk layout with the last delivered bundle's;
+                  exit 1 when it changed, so `check || run` works from cron
+  collect         write a plain (unencrypted) bundle directory, for tests
+  config-example  print a commented configuration
+  host-key        create this host's signing key (once), print its public key
+  install-cron    schedule `run` weekly (cron.d, or a systemd timer)
 
 Exit status:
-  0  every collector succeeded
-  1  partial: some collector failed (the manifest says which and why)
-  2  configuration or usage error
-  3  total failure: no bundle was written
+  0  success: every collector and every delivery succeeded
+     (check: the layout is unchanged)
+  1  partial: a bundle was made and delivered somewhere, but a collector or
+     a delivery failed (the report names each; undelivered bundles wait in
+     the spool and are retried next run)
+     (check: the layout changed, or nothing was delivered yet)
+  2  configuration or usage error: nothing was collected
+  3  failed: no bundle was made, or it reached no delivery, or another run
+     holds the lock
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
+import random
+import shutil
+import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from . import bundle, cliutil
-from .collectors import amanda, layout
-from .collectors.base import Context
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError
+from . import agent, bundle, cliutil, config, schedule
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, CommandError
+from .layout import diff as layout_diff
+from .lock import RunLock
 from .runner import Runner
 
 log = logging.getLogger(__name__)
 
 
-def run_collectors(out: Path, collectors) -> dict:
-    status = {}
-    for name, fn in collectors:
-        start = time.monotonic()
-        try:
-            detail = fn()
-            status[name] = {"status": "ok", "duration": round(time.monotonic() - start, 2)}
-            if detail:
-                status[name]["detail"] = detail
-        except Exception as e:  # one failing collector never stops the others
-            log.error("collector %s failed: %s", name, e)
-            status[name] = {"status": "failed", "duration": round(time.monotonic() - start, 2),
-                            "error": str(e)}
-    return status
+def _log_to_file(path: str, verbose: bool):
+    """Everything at INFO to the log file; the console gets only the report.
+
+    The report already names every failure, so without -v nothing is logged
+    to the console twice (cron mails whatever is printed)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    root.setLevel(logging.INFO)
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        h = logging.handlers.RotatingFileHandler(p, maxBytes=2 << 20, backupCount=5)
+        os.chmod(p, 0o600)
+    except OSError as e:
+        print(f"amdr-essentials: warning: cannot write the log {p}: {e.strerror}",
+              file=sys.stderr)
+        return
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(h)
+
+
+def cmd_run(args) -> int:
+    cfg = config.load(args.config)
+    _log_to_file(cfg["log_file"], args.verbose)
+    if args.random_delay:
+        time.sleep(random.uniform(0, args.random_delay))
+    with RunLock(Path(cfg["state_dir"]) / "lock"):
+        out = agent.run(cfg, Runner())
+    code = out.exit_code
+    if code != EXIT_OK or not args.quiet:
+        print(agent.report(out), file=sys.stdout if code == EXIT_OK else sys.stderr)
+    return code
+
+
+def cmd_check(args) -> int:
+    cfg = config.load(args.config)
+    last = Path(cfg["state_dir"]) / "last-layout.yaml"
+    tmp = Path(tempfile.mkdtemp(prefix="amdr-check-"))
+    try:
+        status = agent.collect_all(cfg, Runner(), tmp, only=["layout"])
+        if status.get("layout", {}).get("status") != "ok":
+            raise AmdrError("cannot read the current layout: "
+                            + status.get("layout", {}).get("error", "layout collector disabled"))
+        current = bundle.load_yaml_text((tmp / "layout.yaml").read_text())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not last.is_file():
+        print(f"no bundle has been delivered from this host yet ({last} missing): "
+              f"run `amdr-essentials run`")
+        return EXIT_PARTIAL
+    changes = layout_diff.diff(bundle.load_yaml_text(last.read_text()), current)
+    marker = Path(cfg["state_dir"]) / "last-bundle"
+    since = marker.read_text().strip() if marker.is_file() else "the last bundle"
+    if not changes:
+        if not args.quiet:
+            print(f"layout unchanged since {since}")
+        return EXIT_OK
+    print(f"layout changed since {since} ({len(changes)} differences):")
+    print("\n".join("  " + c for c in changes))
+    return EXIT_PARTIAL
 
 
 def cmd_collect(args) -> int:
@@ -47,14 +113,15 @@ def cmd_collect(args) -> int:
         raise AmdrError(f"{out} is not empty; give a new directory for the bundle")
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
-    runner = Runner()
-    status = run_collectors(out, [
-        ("layout", lambda: layout.collect(Context(runner, out, {"disks": args.disk},
-                                                  args.root))),
-        ("amanda", lambda: amanda.collect(Context(runner, out,
-                                                  {"configs": args.amanda_config}))),
-    ])
-    manifest = bundle.write_manifest(out, status, {"root": args.root})
+    cfg = config.load(args.config) if args.config else config.validate(
+        {"gpg": {"recipients": ["-"], "signer": "-"}}, "defaults")
+    if args.amanda_config:
+        cfg["collect"]["amanda"]["configs"] = args.amanda_config
+    only = args.only or (["layout", "amanda"] if not args.config else None)
+    status = agent.collect_all(cfg, Runner(), out, only=only, root=args.root,
+                               disks=args.disk)
+    manifest = bundle.write_manifest(
+        out, status, {"root": args.root or cfg["collect"]["layout"]["root"]})
     failed = [n for n, s in status.items() if s["status"] != "ok"]
     print(f"bundle written to {out}: {len(manifest['files'])} files")
     for n, s in status.items():
@@ -64,21 +131,127 @@ def cmd_collect(args) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def cmd_host_key(args) -> int:
+    """Make (once) the key this host signs its bundles with, print its public half."""
+    home = Path(args.gnupghome)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+    runner = Runner()
+    uid = f"amanda-dr {agent.host_name({'host': args.host})} <root@{socket.getfqdn()}>"
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+    listed = runner.run(gpg + ["--with-colons", "--list-secret-keys", uid], check=False)
+    if listed.returncode != 0:
+        # no passphrase: cron signs unattended; the key never leaves this host
+        runner.run(gpg + ["--passphrase", "", "--pinentry-mode", "loopback",
+                          "--quick-gen-key", uid, "ed25519", "sign", "never"],
+                   what="creating the host signing key")
+        listed = runner.run(gpg + ["--with-colons", "--list-secret-keys", uid])
+        print(f"created the signing key {uid} in {home}", file=sys.stderr)
+    fpr = next(ln.split(":")[9] for ln in listed.text.splitlines() if ln.startswith("fpr:"))
+    print(f"fingerprint: {fpr}  (put it in gpg.signer; give the public key below to "
+          f"the recovery keyring)", file=sys.stderr)
+    sys.stdout.write(runner.output(gpg + ["--armor", "--export", fpr]))
+    return EXIT_OK
+
+
+def cmd_config_example(args) -> int:
+    sys.stdout.write(config.example())
+    return EXIT_OK
+
+
+def cmd_install_cron(args) -> int:
+    exe = shutil.which("amdr-essentials") or os.path.abspath(sys.argv[0])
+    runner = Runner()
+    crontab = ""
+    try:
+        res = runner.run(["crontab", "-l", "-u", "backup"], check=False)
+        crontab = res.text if res.returncode == 0 else ""
+    except CommandError:  # no cron installed: nothing to schedule around
+        pass
+    if args.time:
+        h, _, m = args.time.partition(":")
+        when, why = schedule.When(args.weekday, int(h), int(m or 0), args.random_delay), \
+            "time given on the command line"
+    else:
+        when, why = schedule.before_amdump(crontab, args.weekday,
+                                           random_delay=args.random_delay)
+    if args.systemd:
+        for name, text in schedule.systemd_units(exe, when).items():
+            dest = Path(args.dest or schedule.UNIT_DIR) / name
+            dest.write_text(text)
+            print(f"wrote {dest}")
+        if Path("/run/systemd/system").is_dir() and not args.dest:
+            runner.run(["systemctl", "daemon-reload"])
+            runner.run(["systemctl", "enable", "--now", f"{schedule.UNIT}.timer"])
+            print(f"enabled {schedule.UNIT}.timer")
+        else:
+            print(f"enable it with: systemctl enable --now {schedule.UNIT}.timer")
+    else:
+        dest = Path(args.dest or schedule.CRON_PATH)
+        dest.write_text(schedule.cron_file(exe, when, args.check_daily))
+        os.chmod(dest, 0o644)
+        print(f"wrote {dest}")
+    print(f"runs {when.weekday} at {when.hour:02d}:{when.minute:02d} plus up to "
+          f"{when.random_delay} s ({why})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="amdr-essentials", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("collect", help="write a plain bundle directory")
+
+    def with_config(sp):
+        sp.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
+                        help="configuration file (default %(default)s)")
+        return sp
+
+    r = with_config(sub.add_parser("run", help="collect, seal and deliver a bundle"))
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="print the report only when something failed (for cron)")
+    r.add_argument("--random-delay", type=int, default=0, metavar="SECONDS",
+                   help="first sleep a random time up to SECONDS")
+    r.set_defaults(func=cmd_run)
+
+    c = with_config(sub.add_parser("check", help="has the layout changed since the last bundle?"))
+    c.add_argument("-q", "--quiet", action="store_true", help="print only differences")
+    c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("collect", help="write a plain bundle directory (unencrypted)")
+    c.add_argument("-c", "--config", help="configuration file (default: built-in defaults)")
     c.add_argument("--out", required=True, help="new directory to write the bundle into")
+    c.add_argument("--only", action="append", metavar="COLLECTOR",
+                   help="run only this collector (repeatable; without --config: layout "
+                        "and amanda)")
     c.add_argument("--disk", action="append", metavar="DEV",
                    help="collect only this disk (repeatable; default: every disk)")
-    c.add_argument("--root", default="/",
+    c.add_argument("--root",
                    help="directory the system's mountpoints are relative to (default /)")
     c.add_argument("--amanda-config", action="append", metavar="CONF",
                    help="Amanda configuration to collect (repeatable; default: all)")
     c.set_defaults(func=cmd_collect)
+
+    e = sub.add_parser("config-example", help="print a commented configuration")
+    e.set_defaults(func=cmd_config_example)
+
+    k = sub.add_parser("host-key", help="create this host's signing key (once) and print "
+                                        "its public key")
+    k.add_argument("--gnupghome", default="/etc/amanda-dr/gnupg")
+    k.add_argument("--host", help="host name in the key (default: the short hostname)")
+    k.set_defaults(func=cmd_host_key)
+
+    i = sub.add_parser("install-cron", help="schedule the weekly run")
+    i.add_argument("--systemd", action="store_true", help="write a systemd timer instead")
+    i.add_argument("--weekday", default="sun", choices=schedule.DAYS + ["daily"])
+    i.add_argument("--time", metavar="HH:MM",
+                   help="time of day (default: 3 hours before backup's amdump cron line)")
+    i.add_argument("--random-delay", type=int, default=1800, metavar="SECONDS")
+    i.add_argument("--check-daily", action="store_true",
+                   help="also run `check || run` daily, so a layout change is caught early")
+    i.add_argument("--dest", help=argparse.SUPPRESS)  # tests write elsewhere
+    i.set_defaults(func=cmd_install_cron)
     return p
 
 

@@ -136,6 +136,9 @@ SCHEMA = Section({
         "layout": Section({
             "enabled": Field(bool, True),
             "disks": Field(list, [], items=str, doc="only these disks (default: all)"),
+            "root": Field(str, "/", check=_absolute,
+                          doc="directory the mountpoints are relative to (a system "
+                              "mounted elsewhere, e.g. a chroot)"),
             "luks_header": Field(bool, False,
                                  doc="also keep a LUKS header backup (it holds key slots)"),
         }),
@@ -180,6 +183,11 @@ class _Validator:
             self.fail(path or "top level", f"expected a mapping of keys, got {data!r}")
         for k in data:
             if k not in node.keys:
+                owner = [t for t, sec in DELIVERY_TYPES.items()
+                         if node in DELIVERY_TYPES.values() and k in sec.keys]
+                if owner:
+                    self.fail(_join(path, k), f"is a key of {' and '.join(owner)} deliveries, "
+                              f"not of this one (type: {data.get('type')})")
                 close = difflib.get_close_matches(str(k), list(node.keys), 1)
                 hint = f" (did you mean '{close[0]}'?)" if close else \
                     f" (known keys: {', '.join(node.keys)})"
@@ -209,8 +217,14 @@ class _Validator:
             if node.required:
                 self.fail(path, f"missing; expected {node.doc or _type_name(node.type)}")
             return list(node.default) if isinstance(node.default, list) else node.default
-        if node.type is list and isinstance(value, (str, int)) and node.items is str:
-            value = [str(value)]  # a single recipient needs no list brackets
+        if node.type is list and node.items is str and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            # YAML read a bare key id such as 01234567 as a (maybe octal) number: the
+            # text written is lost, so it cannot be repaired, only refused
+            self.fail(path, f"got the number {value!r}; quote it ('...') so YAML keeps it "
+                            f"as written")
+        if node.type is list and isinstance(value, str) and node.items is str:
+            value = [value]  # a single recipient needs no list brackets
         if not _isinstance(value, node.type):
             self.fail(path, f"expected {_type_name(node.type)}, got {value!r}")
         if node.type is list and node.items:

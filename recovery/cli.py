@@ -51,7 +51,9 @@ def _maps(values) -> dict:
 def _session(args) -> Session:
     return Session.load(args.bundle, os.path.abspath(args.target), _maps(args.map),
                         args.amanda_host, args.vtapes, args.until,
-                        verify=not args.no_verify)
+                        verify=not args.no_verify,
+                        keys={"home": args.gnupghome, "passphrase_file": args.passphrase_file,
+                              "signers": args.signer})
 
 
 def cmd_plan(args) -> int:
@@ -187,7 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp, bundle=True):
         if bundle:
-            sp.add_argument("--bundle", required=True, help="bundle directory")
+            sp.add_argument("--bundle", required=True,
+                            help="sealed bundle (HOST-...amdr.gpg) or bundle directory")
+            sp.add_argument("--gnupghome", help="GnuPG home with the site's recovery key "
+                            "(default: $GNUPGHOME, /etc/amanda-dr/recovery-gnupg, ~/.gnupg)")
+            sp.add_argument("--passphrase-file", help="file holding the recovery key's "
+                            "passphrase (default: asked on the terminal)")
+            sp.add_argument("--signer", action="append", metavar="FINGERPRINT",
+                            help="accept bundles signed by this key (repeatable; default: "
+                                 "keys with full or ultimate owner trust)")
             sp.add_argument("--map", action="append", metavar="OLD=NEW",
                             help="recreate original disk OLD on disk NEW (repeatable)")
             sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
@@ -195,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the one in the bundle's amanda.conf)")
             sp.add_argument("--until", help="restore the state as of this Amanda datestamp")
             sp.add_argument("--no-verify", action="store_true",
-                            help="use a bundle even if its checksums do not match (dangerous)")
+                            help="use a bundle even if its signature or checksums do not "
+                                 "verify (dangerous)")
         sp.add_argument("--target", required=True, help="directory to mount the system under")
 
     for name, fn, helptext in (("plan", cmd_plan, "show what would be done"),

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from essentials.bundle import Bundle, open_bundle
+from essentials.bundle import Bundle
 from essentials.errors import CatalogError, CommandError
 from essentials.layout.schema import validate
 from essentials.runner import Runner
 
+from .bundles import open_any
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
 from .disks import guard
 from .disks.plan import plan_disks
@@ -36,8 +37,9 @@ class Session:
 
     @classmethod
     def load(cls, bundle_path, target, maps=None, amanda_host=None, vtapes=None,
-             until=None, verify=True) -> "Session":
-        b = open_bundle(bundle_path, verify=verify)
+             until=None, verify=True, keys: dict | None = None) -> "Session":
+        """keys: gnupghome, passphrase_file, signers for a sealed bundle."""
+        b = open_any(bundle_path, verify=verify, **(keys or {}))
         layout = validate(b.load_yaml("layout.yaml"), f"{bundle_path}/layout.yaml")
         return cls(b, layout, from_bundle(b), target, dict(maps or {}), amanda_host,
                    vtapes, until)

@@ -1,25 +1,45 @@
-"""Collect the Amanda database a server holds, so recovery needs no server.
+"""Collect the Amanda database a server holds, and what a client knows of its backups.
 
-Per configuration: amanda.conf, disklist, tapelist, the trace logs (the
-catalog itself) and `amadmin CONF find`.  Amanda's server tools refuse root,
-so they run as the dump user.
+Server side, per configuration (every /etc/amanda/CONF/amanda.conf, or the
+ones the options name), under amanda/CONF/:
+  amanda.conf, disklist, tapelist, logs/log.*   the catalog itself (the trace
+                                                logs), read by recovery's catalog
+  find.txt       `amadmin CONF find`
+  export.txt     `amadmin CONF export`: the curinfo database (per DLE and
+                 level: size, date, label and file number), so `amadmin CONF
+                 import` rebuilds a server's planner state
+  index.tar.gz   the index directory (`amgetconf CONF indexdir`), members
+                 ./HOST/DISK/..., which amrecover needs to browse; left out
+                 with a warning when larger than index_max_mb compressed
+Amanda's server tools refuse root, so they run as the dump user.
+
+Client side, amanda/client.yaml: which DLEs of this host the servers back
+up and with which program, learned from what the client keeps locally (see
+amclient).  A client-only host writes only that; a host that is neither
+says so in the summary.
 """
 
 from __future__ import annotations
 
 import logging
+import pwd
 import shutil
 from pathlib import Path
 
-from essentials.errors import ConfigError
-from essentials.runner import Runner
+import yaml
 
+from essentials.errors import CommandError, ConfigError
+from essentials.runner import Runner, display
+
+from . import amclient
 from .base import Context
 
 log = logging.getLogger(__name__)
 
 AMANDA_ETC = Path("/etc/amanda")
 AMANDA_USER = "backup"
+DEFAULT_INDEX_MAX_MB = 200
+CLIENT_FILE = "amanda/client.yaml"
 
 
 def configs(etc: Path = AMANDA_ETC) -> list[str]:
@@ -35,14 +55,21 @@ def _conf_path(runner: Runner, conf: str, key: str, etc: Path) -> Path:
 
 
 def _copy(src: Path, dst: Path):
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(src, dst)
     dst.chmod(0o600)
 
 
+def _write(path: Path, text: str):
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
 def collect_config(runner: Runner, conf: str, out: Path, etc: Path = AMANDA_ETC) -> dict:
     base = out / "amanda" / conf
-    base.mkdir(parents=True, exist_ok=True)
+    for d in (base.parent, base):
+        d.mkdir(exist_ok=True, mode=0o700)
     _copy(etc / conf / "amanda.conf", base / "amanda.conf")
     disklist = _conf_path(runner, conf, "diskfile", etc)
     if disklist.is_file():
@@ -57,8 +84,71 @@ def collect_config(runner: Runner, conf: str, out: Path, etc: Path = AMANDA_ETC)
             _copy(p, base / "logs" / p.name)
             n += 1
     find = runner.output(["amadmin", conf, "find"], user=AMANDA_USER)
-    (base / "find.txt").write_text(find)
+    _write(base / "find.txt", find)
     return {"config": conf, "trace_logs": n}
+
+
+def collect_export(runner: Runner, conf: str, out: Path) -> int:
+    """`amadmin CONF export` into amanda/CONF/export.txt; returns the number of DLEs."""
+    text = runner.output(["amadmin", conf, "export"], user=AMANDA_USER)
+    _write(out / "amanda" / conf / "export.txt", text)
+    return sum(1 for line in text.splitlines() if line.startswith("disk: "))
+
+
+def collect_index(ctx: Context, conf: str, etc: Path) -> dict:
+    """The index directory as amanda/CONF/index.tar.gz, unless it is over the size cap."""
+    max_mb = ctx.options.get("index_max_mb") or DEFAULT_INDEX_MAX_MB
+    indexdir = _conf_path(ctx.runner, conf, "indexdir", etc)
+    if not indexdir.is_dir():
+        ctx.warn(f"{conf}: index directory {indexdir} does not exist; no index collected")
+        return {"index": "missing"}
+    rel = f"amanda/{conf}/index.tar.gz"
+    out = ctx.write(rel, b"")  # 0600 before tar fills it
+    argv = ["tar", "--create", "--gzip", "--file", str(out), "--directory", str(indexdir),
+            "--exclude=./lock", "."]
+    res = ctx.runner.run(argv, check=False, what=f"archiving the {conf} index")
+    err = res.stderr.decode("utf-8", "replace")
+    if res.returncode not in (0, 1):
+        out.unlink(missing_ok=True)
+        raise CommandError(display(argv), res.returncode, err[-2000:],
+                           f"archiving the {conf} index")
+    if res.returncode == 1:
+        ctx.warn(f"{conf}: tar exit 1 on the index (files changed while read, an amdump "
+                 f"running?); the archive is usable: {err.strip()[-300:]}")
+    size = out.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        out.unlink()
+        ctx.warn(f"{conf}: index left out: {indexdir} is {size / 1048576:.1f} MB compressed, "
+                 f"over index_max_mb {max_mb}; amrecover cannot browse without it "
+                 f"(restores by date and level still work); raise index_max_mb to keep it")
+        return {"index": "left out", "index_bytes": size}
+    return {"index": "collected", "index_bytes": size}
+
+
+def _amandahosts_path() -> Path | None:
+    try:
+        return Path(pwd.getpwnam(AMANDA_USER).pw_dir) / ".amandahosts"
+    except KeyError:
+        return None
+
+
+def collect_client(ctx: Context) -> dict | None:
+    """amanda/client.yaml, or None when nothing says Amanda backs this host up."""
+    client = amclient.gather(amclient.DEBUG_DIR, amclient.AMANDATES, amclient.GNUTAR_LISTS,
+                             amclient.DUMPDATES, _amandahosts_path())
+    if not client["backed_up"]:
+        return None
+    if not client["configs"]:
+        ctx.warn("Amanda client records (amandates, dumpdates, gnutar-lists) exist but no "
+                 "request logs: which config and program back up each DLE is unknown "
+                 "(the debug logs are pruned after debug_days)")
+    ctx.write(CLIENT_FILE, yaml.safe_dump(client, sort_keys=False))
+    return {
+        "configs": sorted({c["config"] for c in client["configs"]}),
+        "dles": sum(len(c["dles"]) for c in client["configs"]),
+        "recorded_dles": len({r["disk"] for r in client["records"]["amandates"]}
+                             | {r["device"] for r in client["records"]["dumpdates"]}),
+    }
 
 
 def collect(ctx: Context) -> dict:
@@ -67,4 +157,19 @@ def collect(ctx: Context) -> dict:
     missing = [c for c in names if not (etc / c / "amanda.conf").is_file()]
     if missing:
         raise ConfigError(f"no Amanda configuration {', '.join(missing)} under {etc}")
-    return {"configs": [collect_config(ctx.runner, c, ctx.out, etc) for c in names]}
+    server = []
+    for conf in names:
+        summary = collect_config(ctx.runner, conf, ctx.out, etc)
+        summary["dles"] = collect_export(ctx.runner, conf, ctx.out)
+        summary.update(collect_index(ctx, conf, etc))
+        server.append(summary)
+    client = collect_client(ctx)
+    role = {(True, True): "server+client", (True, False): "server",
+            (False, True): "client", (False, False): "none"}[(bool(server), client is not None)]
+    out = {"role": role, "configs": server}
+    if client is not None:
+        out["client"] = client
+    if role == "none":
+        out["note"] = (f"neither an Amanda server (no {etc}/*/amanda.conf) nor a client "
+                       f"(no Amanda requests or records found)")
+    return out

@@ -1,135 +1,208 @@
 """Raw tool outputs of one machine turned into layout.yaml (pure, no I/O).
 
-Input `raw` is a dict of what the collector captured:
-    lsblk:   parsed `lsblk --json -b -o ...` of the selected disks
-    sfdisk:  {disk path: parsed `sfdisk --json`} (absent: no table)
+Input `raw` is a dict of what the collector captured (rawdir.load() rebuilds
+it from layout/raw/; every key is optional):
+    lsblk:   parsed `lsblk --json -b -o ...` of the selected disks (a tree)
+    sfdisk:  {disk or array path: parsed `sfdisk --json`} (absent: no table)
     blkid:   {device path: {KEY: value} from `blkid -p -o export`}
     tune2fs: {device path: text of `tune2fs -l`}
-    findmnt: parsed `findmnt --json --list -o SOURCE,TARGET,FSTYPE,OPTIONS`
+    xfs_info, xfs_admin: {device path: text}
+    btrfs_super, btrfs_subvolumes, btrfs_readonly, btrfs_default, btrfs_df:
+             {device path: text of dump-super, subvolume list -p -u -q,
+              subvolume list -r, subvolume get-default, filesystem df}
+    lvm_pvs, lvm_vgs, lvm_lvs: parsed `pvs/vgs/lvs --reportformat json`
+    vgcfgbackup: {VG name: file name under layout/raw/}
+    mdadm_detail: {array path: text of `mdadm --detail`}
+    luks_dump:   {device path: text of `cryptsetup luksDump`}
+    luks_header: {device path: file name of its luksHeaderBackup}
+    multipath:   text of `multipath -ll`
+    findmnt: parsed `findmnt --json --list -o SOURCE,TARGET,FSTYPE,OPTIONS,FSROOT`
     swaps:   text of /proc/swaps
+    fstab, crypttab: their text
+    by_id:   {name under /dev/disk/by-id: device it points to}
+    firmware: uefi|bios; efibootmgr, grub_debconf, cmdline: texts
+    warnings: what the collector could not gather
 """
 
 from __future__ import annotations
 
-import os
-
+from . import fs as fsparse
+from . import stack
+from .boot import normalise_boot
+from .disks import disk_nodes, ptable
+from .fs import parse_tune2fs
+from .luks import parse_crypttab
+from .mounts import mounts_by_source, parse_fstab, relative_mountpoint
 from .schema import VERSION
 
+__all__ = ["normalise", "parse_tune2fs", "relative_mountpoint", "FS_TYPES"]
+
 FS_TYPES = {"ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "swap"}
+RAW_PREFIX = "layout/raw"
 
 
-def parse_tune2fs(text: str) -> dict:
-    kv = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            kv[k.strip()] = v.strip()
-    out = {}
+class _Filesystems:
+    """Builds the filesystems list; one instance per normalise() call."""
 
-    def num(key):
-        try:
-            return int(kv[key])
-        except (KeyError, ValueError):
-            return None
+    def __init__(self, raw: dict, root: str):
+        self.raw, self.root = raw, root
+        self.blkid = raw.get("blkid") or {}
+        self.mounts = mounts_by_source(raw.get("findmnt"))
+        self.active_swaps = {line.split()[0] for line in (raw.get("swaps") or "").splitlines()[1:]
+                             if line.strip()}
+        self.items: list[dict] = []
 
-    out["block_size"] = num("Block size")
-    out["inode_size"] = num("Inode size")
-    bc, rbc = num("Block count"), num("Reserved block count")
-    if bc and rbc is not None:
-        out["reserved_percent"] = round(100.0 * rbc / bc, 2)
-    out["max_mount_count"] = num("Maximum mount count")
-    ci = kv.get("Check interval", "")
-    out["check_interval"] = int(ci.split()[0]) if ci[:1].isdigit() else None
-    out["features"] = kv.get("Filesystem features", "").split()
-    return {k: v for k, v in out.items() if v not in (None, [])}
-
-
-def relative_mountpoint(target: str, root: str) -> str | None:
-    root = os.path.normpath(root)
-    target = os.path.normpath(target)
-    if target == root:
-        return "/"
-    if root == "/":
-        return target
-    if target.startswith(root + "/"):
-        return target[len(root):]
-    return None
-
-
-def normalise(raw: dict, root: str = "/") -> dict:
-    mounts = {}
-    for m in raw.get("findmnt", {}).get("filesystems", []):
-        src = m.get("source") or ""
-        mounts.setdefault(src, m)
-    active_swaps = {line.split()[0] for line in raw.get("swaps", "").splitlines()[1:] if line.strip()}
-
-    disks, filesystems = [], []
-
-    def add_fs(dev_id: str, path: str):
-        info = raw.get("blkid", {}).get(path) or {}
+    def add(self, dev_id: str, path: str, aliases=()):
+        info = self.blkid.get(path) or {}
         fstype = info.get("TYPE")
         if not fstype:
             return
         fs = {
-            "id": f"fs{len(filesystems)}",
+            "id": f"fs{len(self.items)}",
             "device": dev_id,
             "device_path": path,
             "type": fstype,
-            "uuid": info.get("UUID"),
+            "uuid": info.get("UUID"),  # for vfat the volume id, e.g. 1A2B-3C4D
             "label": info.get("LABEL"),
             "mountpoint": None,
             "mount_options": None,
             "params": {},
         }
-        if fstype == "vfat":
-            fs["uuid"] = info.get("UUID")  # the volume id, e.g. 1A2B-3C4D
-        m = mounts.get(path)
-        if m:
-            fs["mountpoint"] = relative_mountpoint(m["target"], root)
-            fs["mount_options"] = m.get("options")
+        mounts = next((self.mounts[p] for p in (path, *aliases) if p in self.mounts), [])
+        if mounts:
+            fs["mountpoint"] = relative_mountpoint(mounts[0]["target"], self.root)
+            fs["mount_options"] = mounts[0].get("options")
+        if len(mounts) > 1 or any((m.get("fsroot") or "/") != "/" for m in mounts):
+            fs["mounts"] = [{"mountpoint": relative_mountpoint(m["target"], self.root),
+                             "fsroot": m.get("fsroot") or "/", "options": m.get("options")}
+                            for m in mounts]
         if fstype == "swap":
-            fs["active"] = path in active_swaps
-        if fstype.startswith("ext") and path in raw.get("tune2fs", {}):
-            fs["params"] = parse_tune2fs(raw["tune2fs"][path])
-        filesystems.append(fs)
+            fs["active"] = path in self.active_swaps or any(a in self.active_swaps
+                                                            for a in aliases)
+        self._params(fs, path, info)
+        self.items.append(fs)
 
-    for n, dev in enumerate(raw.get("lsblk", {}).get("blockdevices", [])):
+    def _params(self, fs: dict, path: str, info: dict):
+        raw, t = self.raw, fs["type"]
+        if t.startswith("ext") and path in (raw.get("tune2fs") or {}):
+            fs["params"] = parse_tune2fs(raw["tune2fs"][path])
+        elif t == "xfs":
+            if path in (raw.get("xfs_info") or {}):
+                fs["params"] = fsparse.parse_xfs_info(raw["xfs_info"][path])
+            admin = (raw.get("xfs_admin") or {}).get(path)
+            if admin:
+                got = fsparse.parse_xfs_admin(admin)
+                fs["uuid"] = fs["uuid"] or got["uuid"]
+                fs["label"] = fs["label"] or got["label"]
+        elif t == "vfat":
+            fs["params"] = fsparse.vfat_params(info)
+        elif t == "btrfs":
+            self._btrfs(fs, path)
+
+    def _btrfs(self, fs: dict, path: str):
+        raw = self.raw
+        params = {}
+        if path in (raw.get("btrfs_super") or {}):
+            params.update(fsparse.parse_btrfs_super(raw["btrfs_super"][path]))
+        if path in (raw.get("btrfs_df") or {}):
+            params.update(fsparse.parse_btrfs_df(raw["btrfs_df"][path]))
+        fs["params"] = params
+        listed = (raw.get("btrfs_subvolumes") or {}).get(path)
+        if listed is None:
+            fs["subvolumes"] = None  # unknown: it was not mounted (collect warned)
+            fs["default_subvolume"] = None
+            return
+        fs["subvolumes"] = fsparse.parse_subvolume_list(
+            listed, (raw.get("btrfs_readonly") or {}).get(path, ""))
+        fs["default_subvolume"] = fsparse.parse_get_default(
+            (raw.get("btrfs_default") or {}).get(path, ""))
+
+
+def normalise(raw: dict, root: str = "/") -> dict:
+    blkid = raw.get("blkid") or {}
+    by_id = raw.get("by_id") or {}
+    fss = _Filesystems(raw, root)
+    disks = []
+    path_ids: dict[str, str] = {}
+
+    for n, dev in enumerate(disk_nodes(raw)):
         path = dev.get("path") or "/dev/" + dev["name"]
         disk = {
             "id": f"disk{n}",
             "path": path,
             "size": int(dev.get("size") or 0),
-            "sector_size": 512,
+            "sector_size": int(dev.get("log-sec") or 512),
             "model": (dev.get("model") or "").strip() or None,
             "serial": (dev.get("serial") or "").strip() or None,
             "wwn": dev.get("wwn") or None,
             "ptable": None,
+            "physical_sector_size": int(dev["phy-sec"]) if dev.get("phy-sec") else None,
+            "rotational": bool(dev["rota"]) if dev.get("rota") is not None else None,
+            "transport": dev.get("tran") or None,
+            "by_id": sorted(name for name, target in by_id.items() if target == path),
         }
-        pt = (raw.get("sfdisk", {}).get(path) or {}).get("partitiontable")
+        path_ids[path] = disk["id"]
+        pt = ((raw.get("sfdisk") or {}).get(path) or {}).get("partitiontable")
+        disks.append(disk)
         if pt:
-            disk["sector_size"] = int(pt.get("sectorsize", 512))
-            parts = []
-            for p in pt.get("partitions", []):
-                node = p["node"]
-                number = int("".join(ch for ch in node[len(path):] if ch.isdigit()) or 0)
-                parts.append({
-                    "id": f"{disk['id']}p{number}",
-                    "number": number,
-                    "path": node,
-                    "start": int(p["start"]),
-                    "size": int(p["size"]),
-                    "type": p.get("type"),
-                    "uuid": p.get("uuid"),
-                    "name": p.get("name"),
-                    "attrs": p.get("attrs"),
-                    "bootable": bool(p.get("bootable")) or None,
-                })
-            disk["ptable"] = {"label": pt.get("label"), "id": pt.get("id"),
-                              "partitions": parts}
-            disks.append(disk)
-            for p in parts:
-                add_fs(p["id"], p["path"])
+            disk["sector_size"] = int(pt.get("sectorsize", disk["sector_size"]))
+            disk["ptable"] = ptable(pt, path, disk["id"], blkid)
+            for p in disk["ptable"]["partitions"]:
+                path_ids[p["path"]] = p["id"]
+                fss.add(p["id"], p["path"])
         else:
-            disks.append(disk)
-            add_fs(disk["id"], path)
-    return {"version": VERSION, "root": root, "disks": disks, "filesystems": filesystems}
+            fss.add(disk["id"], path)
+
+    stacks = stack.build(raw, path_ids, RAW_PREFIX)
+    stack_warnings = stacks.pop("_warnings")
+    for dev_id, path, aliases in stacks.pop("_devices"):
+        fss.add(dev_id, path, aliases)
+
+    layout = {"version": VERSION, "root": root, "disks": disks, "filesystems": fss.items}
+    layout.update(stacks)
+    layout["fstab"] = _fstab(raw, disks, fss.items)
+    layout["crypttab"] = _crypttab(raw, stacks["luks"])
+    parts_by_uuid = {(p.get("uuid") or "").lower(): p["id"] for d in disks
+                     for p in (d["ptable"] or {}).get("partitions", []) if p.get("uuid")}
+    has_boot = any(k in raw for k in ("firmware", "efibootmgr", "grub_debconf", "cmdline"))
+    layout["boot"] = (normalise_boot(raw, {d["path"]: d["id"] for d in disks}, parts_by_uuid)
+                      if has_boot else None)
+    layout["warnings"] = list(raw.get("warnings") or []) + stack_warnings
+    return layout
+
+
+def _fstab(raw: dict, disks: list, filesystems: list) -> list[dict]:
+    if raw.get("fstab") is None:
+        return []
+    parts = {p["id"]: p for d in disks for p in (d["ptable"] or {}).get("partitions", [])}
+
+    def find(spec: str):
+        key, _, val = spec.partition("=")
+        for f in filesystems:
+            part = parts.get(f["device"], {})
+            if ((key == "UUID" and (f.get("uuid") or "").lower() == val.lower())
+                    or (key == "LABEL" and f.get("label") == val)
+                    or (key == "PARTUUID" and (part.get("uuid") or "").lower() == val.lower())
+                    or (key == "PARTLABEL" and part.get("name") == val)
+                    or spec == f["device_path"]
+                    or spec == f"/dev/disk/by-uuid/{f.get('uuid')}"):
+                return f["id"]
+        return None
+
+    entries = parse_fstab(raw["fstab"])
+    for e in entries:
+        e["filesystem"] = find(e["spec"])
+    return entries
+
+
+def _crypttab(raw: dict, luks: list) -> list[dict]:
+    if raw.get("crypttab") is None:
+        return []
+    entries = parse_crypttab(raw["crypttab"])
+    for e in entries:
+        dev = e["device"] or ""
+        key, _, val = dev.partition("=")
+        e["luks"] = next((x["id"] for x in luks
+                          if (key == "UUID" and (x.get("uuid") or "").lower() == val.lower())
+                          or dev == x["device_path"] or x.get("name") == e["name"]), None)
+    return entries

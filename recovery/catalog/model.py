@@ -32,6 +32,11 @@ class Dump:
     # base of a later incremental (unlike an image lost on tape)
     dump_failed: bool = False
     storage: str = ""
+    # restore program when the source knows it (image header): GNUTAR, DUMP,
+    # APPLICATION amgtar...; otherwise it comes from the disklist
+    program: str = ""
+    # where this record came from (trace log file, report file, device scanned)
+    source: str = field(default="", compare=False)
 
     @property
     def dle(self) -> tuple[str, str]:

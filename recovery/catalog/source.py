@@ -35,7 +35,8 @@ class ConfigCatalog:
 
 
 def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
-    names = sorted({rel.split("/")[1] for rel in bundle.listdir("amanda")})
+    # amanda/CONF/... per server config; amanda/client.yaml is the client side
+    names = sorted({rel.split("/")[1] for rel in bundle.listdir("amanda") if rel.count("/") >= 2})
     if not names:
         raise CatalogError(f"{bundle.root}: the bundle holds no Amanda catalog (was it "
                            f"collected on the Amanda server?)")

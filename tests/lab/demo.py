@@ -1,10 +1,13 @@
 """make demo: back up the lab, lose its disk, bring it back with amanda-dr.
 
 1. the lab runs six real amdump runs (levels 0,1,2, then a newer 0,1,2)
-2. amdr-essentials collects the bundle (layout + Amanda catalog)
+2. `amdr-essentials run` collects the bundle (/etc, layout, packages,
+   network, the Amanda database), encrypts it to the site's recovery key,
+   signs it with the host's key and delivers it to a "USB" directory
 3. the disk is destroyed (signatures wiped, first MiBs zeroed)
-4. amdr-recover rebuilds the disk and restores every DLE, using only the
-   bundle and the vtapes
+4. amdr-recover opens the sealed bundle with the recovery key (checking the
+   host's signature and every checksum), rebuilds the disk and restores
+   every DLE, using only the bundle and the vtapes
 5. each restored tree is compared with the manifest of the last backup, and
    the recreated filesystems' identities with the original ones
 
@@ -20,7 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from . import tree
+from .keys import make_keys
 from .lab import AmandaLab, sh
 
 BIN = Path(sys.executable).parent
@@ -39,9 +45,37 @@ def identities(lab: AmandaLab) -> dict:
     return out
 
 
+def essentials_config(lab: AmandaLab, keys, usb: Path) -> Path:
+    cfg = {
+        "host": "labhost",
+        "state_dir": str(lab.base / "amdr-state"),
+        "spool_dir": str(lab.base / "amdr-spool"),
+        "log_file": str(lab.base / "amdr-essentials.log"),
+        "gpg": {"home": str(keys.host_home), "recipients": [keys.site_fpr],
+                "signer": keys.host_fpr},
+        "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
+                    "amanda": {"configs": [lab.name]}},
+        "deliveries": [{"type": "local", "name": "usb", "dir": str(usb)}],
+    }
+    path = lab.base / "essentials.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
 def run_demo(log=print) -> dict:
     """Returns a result dict; result['ok'] is the verdict."""
     result = {"ok": False, "rows": [], "problems": []}
+    keys = make_keys(SITE_PASSPHRASE)
+    try:
+        return _run_demo(log, result, keys)
+    finally:
+        keys.cleanup()
+
+
+SITE_PASSPHRASE = "demo recovery passphrase"
+
+
+def _run_demo(log, result, keys) -> dict:
     with AmandaLab() as lab:
         t0 = time.monotonic()
         log(f"lab {lab.name}: disk {lab.loop}, config {lab.confdir}, vtapes {lab.vtapes}")
@@ -53,14 +87,20 @@ def run_demo(log=print) -> dict:
         before = identities(lab)
         result["runs"] = [(r.datestamp, r.levels) for r in runs]
 
-        bundle = lab.base / "bundle"
-        p = subprocess.run([str(BIN / "amdr-essentials"), "collect", "--out", str(bundle),
-                            "--disk", lab.loop, "--root", str(lab.mnt),
-                            "--amanda-config", lab.name], capture_output=True, text=True)
-        log(p.stdout.rstrip())
+        usb = lab.base / "usb"
+        config = essentials_config(lab, keys, usb)
+        t1 = time.monotonic()
+        p = subprocess.run([str(BIN / "amdr-essentials"), "run", "-c", str(config)],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        result["essentials_seconds"] = time.monotonic() - t1
+        log((p.stdout + p.stderr).rstrip())
         if p.returncode != 0:
-            result["problems"].append(f"amdr-essentials collect exit {p.returncode}: {p.stderr}")
+            result["problems"].append(f"amdr-essentials run exit {p.returncode}")
             return result
+        bundle = next(usb.glob("labhost-*.amdr.gpg"))
+        passfile = lab.base / "site-passphrase"
+        passfile.write_text(SITE_PASSPHRASE + "\n")
+        passfile.chmod(0o600)
 
         lab.destroy_disk()
         log(f"disk {lab.loop} destroyed")
@@ -69,8 +109,10 @@ def run_demo(log=print) -> dict:
         report = lab.base / "report.json"
         t1 = time.monotonic()
         p = subprocess.run([str(BIN / "amdr-recover"), "recover", "--bundle", str(bundle),
+                            "--gnupghome", str(keys.recovery_home),
+                            "--passphrase-file", str(passfile),
                             "--target", str(target), "--yes", "--report", str(report)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
         log(p.stdout.rstrip())
         result["recover_seconds"] = time.monotonic() - t1
         if p.returncode != 0:

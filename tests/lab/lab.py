@@ -336,6 +336,12 @@ define dumptype lab-dump {{
         subprocess.run(["runuser", "-u", AMANDA_USER, "--", "amcleanup", "-k", self.name],
                        capture_output=True)
         shutil.rmtree(self.confdir, ignore_errors=True)
+        amandates = Path("/var/lib/amanda/amandates")  # the client's record of the lab's DLEs
+        if amandates.exists():
+            keep = [ln for ln in amandates.read_text().splitlines(True)
+                    if str(self.base) not in ln
+                    and (not self.loop or not ln.startswith(self.loop + "p"))]
+            amandates.write_text("".join(keep))
         gl = Path("/var/lib/amanda/gnutar-lists")
         for p in gl.glob("localhost" + str(self.mnt).replace("/", "_") + "_*"):
             p.unlink()

@@ -1,0 +1,64 @@
+"""What changed between two layouts: `amdr-essentials check` prints this.
+
+Items of a list are matched by a natural key (UUID, device path, name)
+rather than by position or generated id, so one new partition reads as one
+addition instead of every later item "changing".
+"""
+
+from __future__ import annotations
+
+NATURAL_KEYS = ("uuid", "path", "device_path", "name", "id", "number")
+IGNORED = {"root"}  # where the layout was collected from, not what it is
+
+
+def _keys(items: list[dict]) -> list[str]:
+    """A natural key per item; items sharing one (the members of an MD array or a
+    multi-device btrfs share their UUID) get the next natural key appended."""
+    def natural(item, depth):
+        parts = [f"{k}={item[k]}" for k in NATURAL_KEYS if item.get(k) not in (None, "")]
+        return ",".join(parts[:depth])
+
+    keys = [natural(item, 1) for item in items]
+    for depth in range(2, len(NATURAL_KEYS) + 1):
+        dup = {k for k in keys if keys.count(k) > 1}
+        if not dup:
+            break
+        keys = [natural(item, depth) if k in dup else k for item, k in zip(items, keys)]
+    seen: dict = {}
+    out = []
+    for i, k in enumerate(keys):
+        k = k or f"#{i}"
+        if k in seen:
+            k = f"{k},#{i}"
+        seen[k] = True
+        out.append(k)
+    return out
+
+
+def flatten(obj, path: str = "", out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not path and k in IGNORED:
+                continue
+            flatten(v, f"{path}.{k}" if path else str(k), out)
+    elif isinstance(obj, list) and obj and all(isinstance(i, dict) for i in obj):
+        for key, item in zip(_keys(obj), obj):
+            flatten(item, f"{path}[{key}]", out)
+    else:
+        out[path] = obj
+    return out
+
+
+def diff(old: dict, new: dict) -> list[str]:
+    """Human-readable differences, sorted by path; empty when the layouts agree."""
+    a, b = flatten(old), flatten(new)
+    lines = []
+    for path in sorted(set(a) | set(b)):
+        if path not in b:
+            lines.append(f"- {path}: {a[path]!r} (gone)")
+        elif path not in a:
+            lines.append(f"+ {path}: {b[path]!r} (new)")
+        elif a[path] != b[path]:
+            lines.append(f"~ {path}: {a[path]!r} -> {b[path]!r}")
+    return lines

@@ -1,0 +1,275 @@
+"""The sealed bundle: HOST-YYYYMMDDTHHMMSSZ.amdr.gpg.
+
+A tar whose first member is manifest.yaml, encrypted to the site's recovery
+keys and signed with the host's key.  Both halves use this module: the agent
+seals, recovery unseals.  Why signed and encrypted rather than only
+encrypted: anybody holding the public recovery key can encrypt, so only the
+signature tells recovery that the bundle came from the host and was not
+swapped for one that recreates the wrong disks.
+
+Sealing runs `tar | gpg` as an OS pipeline through the runner, so no
+plaintext tar is ever written to disk.  Unsealing uses python-gnupg, whose
+status parsing tells a wrong passphrase from a bad signature from a damaged
+file; the plaintext goes into a private (0700) directory only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gnupg
+
+from .bundle import MANIFEST, Bundle, _members, open_bundle
+from .errors import BundleError, ConfigError
+from .runner import Cmd, Runner
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".amdr.gpg"
+_NAME = re.compile(r"^(?P<host>.+)-(?P<ts>\d{8}T\d{6}Z)\.amdr\.gpg$")
+
+
+def bundle_name(host: str, when: datetime) -> str:
+    return f"{host}-{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}{SUFFIX}"
+
+
+def parse_name(name: str) -> tuple[str, datetime] | None:
+    """(host, time) of a bundle file name, or None when it is not one."""
+    m = _NAME.match(name)
+    if not m:
+        return None
+    try:
+        ts = datetime.strptime(m["ts"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:  # looks like one, but month 13 or hour 25: not ours
+        return None
+    return m["host"], ts
+
+
+def newest_first(names, host: str | None = None) -> list[str]:
+    """Bundle file names (of one host when given), newest first; others dropped."""
+    parsed = [(parse_name(n), n) for n in names]
+    keep = [(p[1], n) for p, n in parsed if p and (host is None or p[0] == host)]
+    return [n for _, n in sorted(keep, reverse=True)]
+
+
+# -- keys -------------------------------------------------------------------
+
+def keyring(home: str | Path) -> gnupg.GPG:
+    home = Path(home)
+    if not home.is_dir():
+        raise ConfigError(f"gpg home {home} does not exist; create it (mode 700) and import "
+                          f"the recovery public keys and this host's signing key into it")
+    g = gnupg.GPG(gnupghome=str(home))
+    g.buffer_size = 1 << 20
+    return g
+
+
+def _find_key(keys, wanted: str):
+    w = wanted.replace(" ", "").upper()
+    for k in keys:
+        fprs = [k["fingerprint"]] + [s[2] for s in k.get("subkey_info", {}).items()
+                                     if isinstance(s, tuple) and len(s) > 2]
+        if (any(f and f.upper().endswith(w) for f in fprs)
+                or any(wanted.lower() in u.lower() for u in k.get("uids", []))):
+            return k
+    return None
+
+
+def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], str]:
+    """Resolve recipients and signer to fingerprints, or say which key is missing."""
+    g = keyring(home)
+    public = g.list_keys()
+    secret = g.list_keys(secret=True)
+    fprs = []
+    for r in recipients:
+        k = _find_key(public, r)
+        if k is None:
+            raise ConfigError(
+                f"gpg.recipients: no public key '{r}' in {home}; import it with "
+                f"`gpg --homedir {home} --import KEYFILE`")
+        if k.get("trust") in ("e", "r") or "e" not in k.get("cap", "e").lower():
+            raise ConfigError(f"gpg.recipients: key '{r}' ({k['fingerprint']}) is expired, "
+                              f"revoked or cannot encrypt")
+        fprs.append(k["fingerprint"])
+    s = _find_key(secret, signer)
+    if s is None:
+        raise ConfigError(
+            f"gpg.signer: no secret key '{signer}' in {home}; this host needs its own "
+            f"signing key there (gpg --homedir {home} --quick-gen-key ...)")
+    return fprs, s["fingerprint"]
+
+
+# -- seal -------------------------------------------------------------------
+
+def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
+         signer: str, passphrase_file: str | None = None) -> Path:
+    """tar (manifest first) | gpg --encrypt --sign  ->  dest, atomically, mode 0600."""
+    staging, dest = Path(staging), Path(dest)
+    if not (staging / MANIFEST).is_file():
+        raise BundleError(f"{staging}: no {MANIFEST}; nothing to seal")
+    listing = staging.parent / (staging.name + ".files")
+    listing.write_text("\0".join([MANIFEST] + _members(staging)) + "\0")
+    part = dest.with_name("." + dest.name + ".part")
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--yes", "--no-tty", "--quiet",
+           "--trust-model", "always", "--encrypt", "--sign", "--local-user", signer]
+    for r in recipients:
+        gpg += ["--recipient", r]
+    if passphrase_file:
+        gpg += ["--pinentry-mode", "loopback", "--passphrase-file", passphrase_file]
+    gpg += ["--output", str(part)]
+    old = os.umask(0o077)
+    try:
+        runner.pipeline([
+            Cmd(["tar", "--create", "--file", "-", "--directory", str(staging),
+                 "--owner=0", "--group=0", "--numeric-owner", "--no-recursion",
+                 "--null", "--verbatim-files-from", "--files-from", str(listing)]),
+            Cmd(gpg),
+        ], what=f"sealing the bundle into {dest}")
+        os.chmod(part, 0o600)
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        os.umask(old)
+        listing.unlink(missing_ok=True)
+        # no gpg-agent (holding the signing key's passphrase) outlives the run
+        runner.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    return dest
+
+
+# -- unseal -----------------------------------------------------------------
+
+@dataclass
+class Signature:
+    fingerprint: str
+    username: str | None
+    trust: str | None
+    created: str | None
+
+
+def private_dir(prefix: str = "amdr-bundle-") -> Path:
+    """A 0700 directory for plaintext, on tmpfs when the system has /run."""
+    base = "/run" if os.access("/run", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+def forget_passphrase(home, runner: Runner | None = None):
+    """Stop the keyring's gpg-agent: it would cache the recovery key's passphrase.
+
+    A cached passphrase outlives the recovery run on a shared live system and
+    hides a wrong passphrase typed later, so the agent goes after each use."""
+    (runner or Runner()).run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
+def _decrypt_error(path: Path, res, has_passphrase: bool) -> str:
+    st = (res.stderr or "")
+    if "BAD_PASSPHRASE" in st or "Bad passphrase" in st:
+        return (f"{path}: wrong passphrase for the recovery key; nothing was decrypted. "
+                f"Check the passphrase (file) and try again")
+    if "MISSING_PASSPHRASE" in st or ("NEED_PASSPHRASE" in st and not has_passphrase):
+        return (f"{path}: the recovery key is protected by a passphrase; give it with "
+                f"--passphrase-file FILE or run in a terminal to be asked")
+    if "NO_SECKEY" in st:
+        ids = sorted(set(re.findall(r"NO_SECKEY (\w+)", st)))
+        return (f"{path}: none of the keys this bundle is encrypted to is in this keyring "
+                f"(needs the secret key of {', '.join(ids)}); give --gnupghome with the "
+                f"site's recovery key")
+    if "NODATA" in st or "no valid OpenPGP data" in st:
+        return f"{path}: not an encrypted amanda-dr bundle (no OpenPGP data); the file is damaged"
+    return (f"{path}: cannot decrypt: the file is damaged or was altered "
+            f"({(res.status or 'gpg failed')}); use another copy of the bundle")
+
+
+def _check_signature(path: Path, res, signers: list[str] | None) -> Signature:
+    st = res.stderr or ""
+    if "BADSIG" in st:
+        raise BundleError(f"{path}: the signature does not match the contents: the bundle "
+                          f"was altered after it was made; refusing it. Use another copy")
+    if not res.fingerprint or "VALIDSIG" not in st:
+        if "ERRSIG" in st or "NO_PUBKEY" in st:
+            raise BundleError(
+                f"{path}: signed by key {res.key_id or '?'}, whose public key is not in "
+                f"this keyring; import the host's public key, or refuse the bundle")
+        raise BundleError(f"{path}: the bundle is not signed; refusing it (it could come "
+                          f"from anybody who has the public recovery key)")
+    primary = getattr(res, "pubkey_fingerprint", None) or res.fingerprint
+    sig = Signature(primary, res.username, res.trust_text, getattr(res, "sig_timestamp", None))
+    if signers:
+        ok = any(f.upper().endswith(s.replace(" ", "").upper())
+                 for s in signers for f in {primary, res.fingerprint})
+        why = f"not one of the signers given ({', '.join(signers)})"
+    else:
+        ok = res.trust_level is not None and res.trust_level >= res.TRUST_FULLY
+        why = (f"not trusted in this keyring (trust {res.trust_text or 'unknown'}); "
+               f"give --signer FINGERPRINT or set the key's owner trust")
+    if not ok:
+        raise BundleError(f"{path}: signed by {sig.username or '?'} ({sig.fingerprint}), "
+                          f"which is {why}; refusing the bundle")
+    return sig
+
+
+def _extract(tar_path: Path, into: Path, where: Path):
+    """Untar the plaintext; manifest first, plain files only, nothing outside `into`."""
+    try:
+        with tarfile.open(tar_path, "r:") as tf:
+            members = tf.getmembers()
+            if not members or members[0].name != MANIFEST:
+                raise BundleError(f"{where}: the first member is not {MANIFEST}; "
+                                  f"not an amanda-dr bundle")
+            for m in members:
+                if not (m.isfile() or m.isdir()):
+                    raise BundleError(f"{where}: member {m.name} is not a plain file; refusing")
+            tf.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        if isinstance(e, tarfile.FilterError):
+            raise BundleError(f"{where}: unsafe member in the bundle ({e}); refusing") from e
+        raise BundleError(f"{where}: the decrypted bundle is not a readable tar: {e}") from e
+
+
+def unseal(path, home, passphrase: str | None = None, signers: list[str] | None = None,
+           into: Path | None = None, verify: bool = True) -> tuple[Bundle, Signature | None]:
+    """Decrypt, check the signature and every checksum; return the opened bundle.
+
+    With verify=False (the person said so in so many words) an unsigned or
+    untrusted signature and checksum mismatches are logged, not refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: no such bundle file")
+    g = keyring(home)
+    into = Path(into) if into else private_dir()
+    into.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(into, 0o700)
+    tar_path = into.parent / (into.name + ".tar")
+    try:
+        extra = ["--pinentry-mode", "loopback"] if passphrase is None else None
+        res = g.decrypt_file(str(path), passphrase=passphrase, output=str(tar_path),
+                             extra_args=extra)
+        if not res.ok:
+            raise BundleError(_decrypt_error(path, res, passphrase is not None))
+        sig = None
+        try:
+            sig = _check_signature(path, res, signers)
+        except BundleError as e:
+            if verify:
+                raise
+            log.warning("signature not verified (told not to): %s", e)
+        _extract(tar_path, into, path)
+    except BaseException:
+        shutil.rmtree(into, ignore_errors=True)
+        raise
+    finally:
+        tar_path.unlink(missing_ok=True)
+        forget_passphrase(home)
+    b = open_bundle(into, verify=verify)
+    b.source = path
+    return b, sig

@@ -1,0 +1,92 @@
+"""The spool: sealed bundles waiting until every delivery has taken them.
+
+Why a spool: cron runs once a week, and the week the sftp server is down
+must not be the week without a bundle.  A bundle stays here, with a small
+state file saying which deliveries already have it, until all have; the next
+run retries the rest.  Only encrypted bundles ever live here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from .errors import AmdrError
+from .sealed import SUFFIX, newest_first
+
+log = logging.getLogger(__name__)
+
+
+class SpoolError(AmdrError):
+    pass
+
+
+class Spool:
+    def __init__(self, directory, keep: int = 4):
+        self.dir = Path(directory)
+        self.keep = keep
+
+    def ensure(self):
+        """Create the spool (0700) and prove it is writable before collecting anything."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.dir, 0o700)
+            probe = self.dir / f".probe.{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise SpoolError(f"spool_dir {self.dir} is not writable ({e.strerror}); no bundle "
+                             f"was made. Fix its permissions or free space, or set spool_dir "
+                             f"in the config") from None
+
+    def path_for(self, name: str) -> Path:
+        return self.dir / name
+
+    def bundles(self) -> list[Path]:
+        """Spooled bundles, oldest first."""
+        names = [p.name for p in self.dir.glob(f"*{SUFFIX}")]
+        return [self.dir / n for n in reversed(newest_first(names))]
+
+    def _state_path(self, bundle: Path) -> Path:
+        return bundle.with_name(bundle.name + ".state")
+
+    def state(self, bundle: Path) -> dict:
+        try:
+            return json.loads(self._state_path(bundle).read_text())
+        except (OSError, ValueError):
+            return {"delivered": {}, "failures": {}}
+
+    def record(self, bundle: Path, delivery: str, ok: bool, detail: str):
+        st = self.state(bundle)
+        if ok:
+            st["delivered"][delivery] = detail
+            st["failures"].pop(delivery, None)
+        else:
+            f = st["failures"].setdefault(delivery, {"attempts": 0})
+            f["attempts"] += 1
+            f["error"] = detail
+        p = self._state_path(bundle)
+        tmp = p.with_name("." + p.name + ".tmp")
+        tmp.write_text(json.dumps(st, indent=1))
+        os.replace(tmp, p)
+
+    def pending(self, bundle: Path, deliveries: list[str]) -> list[str]:
+        done = self.state(bundle)["delivered"]
+        return [d for d in deliveries if d not in done]
+
+    def remove(self, bundle: Path):
+        bundle.unlink(missing_ok=True)
+        self._state_path(bundle).unlink(missing_ok=True)
+
+    def prune(self) -> list[str]:
+        """Drop the oldest undelivered bundles beyond `keep`; returns their names."""
+        dropped = []
+        bundles = self.bundles()
+        for b in bundles[:max(0, len(bundles) - self.keep)]:
+            log.error("spool holds more than %d bundles: dropping the oldest, %s", self.keep,
+                      b.name)
+            self.remove(b)
+            dropped.append(b.name)
+        return dropped
