@@ -127,8 +127,6 @@ def make_bundle(cfg: dict, runner: Runner, out: Outcome, spool: Spool, keys, now
             "collect_seconds": round(time.monotonic() - start, 2)})
         recipients, signer = keys
         passfile = cfg["gpg"]["passphrase_file"]
-        if passfile:
-            read_secret_file(passfile, "signing key passphrase")  # mode check, clear error
         path = sealed.seal(runner, staging, spool.path_for(name), cfg["gpg"]["home"],
                            recipients, signer, passfile)
         out.bundle_size = path.stat().st_size
@@ -196,6 +194,8 @@ def run(cfg: dict, runner: Runner | None = None, now: datetime | None = None,
                           "Add an sftp, mail or local delivery")
     keys = sealed.sender_keys(cfg["gpg"]["home"], cfg["gpg"]["recipients"],
                               cfg["gpg"]["signer"])
+    if cfg["gpg"]["passphrase_file"]:  # mode and presence, before collecting anything
+        read_secret_file(cfg["gpg"]["passphrase_file"], "signing key passphrase")
     spool = Spool(cfg["spool_dir"], cfg["spool_keep"])
     spool.ensure()
     out.bundle = make_bundle(cfg, runner, out, spool, keys, now, **collect_kw)

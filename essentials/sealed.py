@@ -28,7 +28,7 @@ from pathlib import Path
 import gnupg
 
 from .bundle import MANIFEST, Bundle, _members, open_bundle
-from .errors import BundleError, ConfigError
+from .errors import BundleError, CommandError, ConfigError
 from .runner import Cmd, Runner
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,17 @@ def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
         ], what=f"sealing the bundle into {dest}")
         os.chmod(part, 0o600)
         os.replace(part, dest)
+    except CommandError as e:
+        part.unlink(missing_ok=True)
+        text = str(e)
+        if "Bad passphrase" in text or "No passphrase given" in text \
+                or "No pinentry" in text or "Inappropriate ioctl" in text:
+            why = (f"the passphrase in {passphrase_file} does not unlock the signing key "
+                   f"{signer}" if passphrase_file else
+                   f"the signing key {signer} is protected by a passphrase; set "
+                   f"gpg.passphrase_file")
+            raise ConfigError(f"gpg.passphrase_file: {why}; no bundle was made") from None
+        raise
     except BaseException:
         part.unlink(missing_ok=True)
         raise

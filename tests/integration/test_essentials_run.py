@@ -333,3 +333,38 @@ def test_install_cron_and_systemd_timer(tmp_path):
     timer = (d / "amanda-dr-essentials.timer").read_text()
     assert "RandomizedDelaySec=1800" in timer and "Persistent=true" in timer
     assert "run --quiet" in (d / "amanda-dr-essentials.service").read_text()
+
+
+def test_signing_key_with_a_passphrase_file(tmp_path, keys, lab):
+    """A host key protected by a passphrase: read from a root-only file; a wrong one
+    makes no bundle and says why; a world-readable file is refused before collecting."""
+    from tests.lab.keys import kill_agent, make_key, move_public, new_home
+    home = new_home("hostpw")
+    try:
+        fpr = make_key(home, "amdr host2 <root@host2.test>", "host key words")
+        move_public(keys.recovery_home, home, keys.site_fpr)
+        pf = tmp_path / "signing-pass"
+        pf.write_text("host key words\n")
+        pf.chmod(0o600)
+        out = tmp_path / "o"
+        config = make_config(tmp_path, keys, lab, [{"type": "local", "dir": str(out)}],
+                             gpg={"home": str(home), "recipients": [keys.site_fpr],
+                                  "signer": fpr, "passphrase_file": str(pf)})
+        p = run(config)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "host key words" not in (tmp_path / "log" / "essentials.log").read_text()
+        pf.write_text("wrong words\n")
+        p = run(config)
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert "bundle: none" in p.stderr
+        assert f"the passphrase in {pf} does not unlock the signing key {fpr}" in p.stderr
+        no_plaintext_left(tmp_path)
+        pf.chmod(0o644)
+        p = run(config)
+        assert p.returncode == 2 and "readable by others" in p.stderr
+        no_plaintext_left(tmp_path)
+        assert len(bundles_in(out)) == 1
+    finally:
+        kill_agent(home)
+        import shutil
+        shutil.rmtree(home, ignore_errors=True)
