@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import bundle, collectors, sealed
@@ -38,6 +39,7 @@ class DeliveryOutcome:
     delivery: str
     ok: bool
     detail: str  # where it went, or why not
+    partly: bool = False  # not ok, but some mail recipients got it
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         new = self.bundle.name if self.bundle else None
-        reached = [d for d in self.deliveries if d.bundle == new and d.ok]
+        reached = [d for d in self.deliveries if d.bundle == new and (d.ok or d.partly)]
         if not self.bundle or not reached:
             return EXIT_FAILED
         if any(s["status"] != "ok" for s in self.collectors.values()) \
@@ -77,6 +79,20 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+def signing_key_excludes(cfg: dict, etc: Path) -> list[str]:
+    """The host's secret signing key never goes into its own bundle.
+
+    Whoever opens bundles with the recovery key must not thereby be able to
+    sign bundles as this host; a rebuilt host makes a new key (host-key)."""
+    home = Path(cfg.get("gpg", {}).get("home") or "")
+    try:
+        rel = home.relative_to(etc)
+    except ValueError:
+        return []
+    base = f"etc/{rel}" if str(rel) != "." else "etc"
+    return [f"{base}/private-keys-v1.d", f"{base}/secring.gpg"]
+
+
 def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
                 etc=Path("/etc"), disks=None) -> dict:
     """Run each enabled collector into staging; return the manifest's status map."""
@@ -87,6 +103,8 @@ def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
             continue
         if name == "layout" and disks:
             opts["disks"] = disks
+        if name == "etc":
+            opts["exclude"] = list(opts.get("exclude") or []) + signing_key_excludes(cfg, etc)
         ctx = Context(runner, staging, opts,
                       root or cfg["collect"]["layout"].get("root") or "/", etc)
         start = time.monotonic()
@@ -107,14 +125,38 @@ def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
     return status
 
 
+# what make_bundle leaves in state_dir/work: HOST-STAMP/ and HOST-STAMP.files
+_STAGING = re.compile(r"^.+-\d{8}T\d{6}Z(\.files)?$")
+
+
+def _free_name(spool: Spool, host: str, now: datetime) -> str:
+    """This run's bundle name, one no spooled bundle (or its state) has.
+
+    Two runs in the same second (a clock stepped back, a run right after
+    another) would otherwise seal over a bundle still waiting in the spool and
+    inherit its state file, so the new bundle would count as already delivered
+    wherever the old one went.
+    """
+    name = sealed.bundle_name(host, now)
+    while spool.path_for(name).exists() or spool.state_path(spool.path_for(name)).exists():
+        now += timedelta(seconds=1)
+        name = sealed.bundle_name(host, now)
+    return name
+
+
 def make_bundle(cfg: dict, runner: Runner, out: Outcome, spool: Spool, keys, now,
                 **collect_kw) -> Path | None:
     state = Path(cfg["state_dir"])
     work = _private_dir(state / "work")
     for stale in work.iterdir():  # a run killed mid-way left plaintext: remove it
+        if not _STAGING.match(stale.name):
+            continue  # not ours: a state_dir shared with something else keeps its files
         log.warning("removing %s left by an interrupted run", stale)
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
-    name = sealed.bundle_name(out.host, now)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    name = _free_name(spool, out.host, now)
     staging = _private_dir(work / name.removesuffix(sealed.SUFFIX))
     try:
         start = time.monotonic()
@@ -152,9 +194,17 @@ def _remember_layout(cfg: dict, name: str):
     marker = Path(cfg["state_dir"]) / "last-bundle"
     prev = marker.read_text().strip() if marker.is_file() else ""
     if sealed.newest_first([prev, name])[:1] == [name] or not prev:
-        shutil.copyfile(src, last)
-        os.chmod(last, 0o600)
-        marker.write_text(name + "\n")
+        # write then rename: `check` (not under the run lock) never reads half a
+        # file, and a crash mid-copy keeps the previous layout whole
+        tmp = last.with_name("." + last.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
+            shutil.copyfileobj(s, f)
+        os.replace(tmp, last)
+        tmp = marker.with_name("." + marker.name + ".tmp")
+        tmp.write_text(name + "\n")
+        os.replace(tmp, marker)
 
 
 def deliver_spool(cfg: dict, runner: Runner, out: Outcome, spool: Spool):
@@ -162,14 +212,26 @@ def deliver_spool(cfg: dict, runner: Runner, out: Outcome, spool: Spool):
     by_name = {d["name"]: d for d in cfg["deliveries"]}
     for b in spool.bundles():
         for dname in spool.pending(b, names):
+            dest = by_name[dname]
+            reached = spool.reached(b, dname)
+            if reached and dest["type"] == "mail":  # mail only those still without it
+                dest = dict(dest, to=[t for t in dest["to"] if t not in reached])
+            # the host the bundle was made under: after a rename (host: in the config,
+            # or the hostname) the bundles still waiting would be refused forever
+            host = (sealed.parse_name(b.name) or (out.host,))[0]
             try:
-                where = deliver(by_name[dname], b, out.host, runner)
+                if dest["type"] == "mail" and not dest["to"]:
+                    where = f"mail to {', '.join(reached)} (by an earlier run)"
+                else:
+                    where = deliver(dest, b, host, runner)
                 spool.record(b, dname, True, where)
                 out.deliveries.append(DeliveryOutcome(b.name, dname, True, where))
                 log.info("delivered %s to %s: %s", b.name, dname, where)
             except Exception as e:  # one failing delivery never stops the others
-                spool.record(b, dname, False, str(e))
-                out.deliveries.append(DeliveryOutcome(b.name, dname, False, str(e)))
+                accepted = getattr(e, "accepted", None)
+                spool.record(b, dname, False, str(e), reached=accepted)
+                out.deliveries.append(DeliveryOutcome(b.name, dname, False, str(e),
+                                                      partly=bool(accepted)))
                 log.error("delivery of %s to %s failed: %s", b.name, dname, e)
         if spool.state(b)["delivered"]:
             _remember_layout(cfg, b.name)
@@ -220,7 +282,7 @@ def report(out: Outcome) -> str:
     if out.deliveries:
         lines.append("deliveries:")
         for d in out.deliveries:
-            state = "ok" if d.ok else "FAILED"
+            state = "ok" if d.ok else "PARTLY" if d.partly else "FAILED"
             lines.append(f"  {d.delivery}: {d.bundle}: {state}: {d.detail}")
     if out.dropped:
         lines.append("dropped from the spool (never delivered): " + ", ".join(out.dropped))

@@ -12,13 +12,16 @@
 Exit status:
   0  success: every collector and every delivery succeeded
      (check: the layout is unchanged)
-  1  partial: a bundle was made and delivered somewhere, but a collector or
-     a delivery failed (the report names each; undelivered bundles wait in
-     the spool and are retried next run)
+  1  partial: a bundle was made and delivered somewhere (or mailed to some
+     of the recipients), but a collector or a delivery failed (the report
+     names each; undelivered bundles wait in the spool and are retried next
+     run, a mail only to the recipients that refused it)
      (check: the layout changed, or nothing was delivered yet)
   2  configuration or usage error: nothing was collected
   3  failed: no bundle was made, or it reached no delivery, or another run
-     holds the lock
+     holds the lock, or the run was stopped (SIGTERM, SIGHUP, Ctrl-C: the
+     plaintext work area is removed first) or hit an unexpected error
+     (check: the current layout could not be read)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging.handlers
 import os
 import random
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -44,6 +48,15 @@ from .runner import Runner
 log = logging.getLogger(__name__)
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file (also each one a rollover starts) is 0600."""
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def _log_to_file(path: str, verbose: bool):
     """Everything at INFO to the log file; the console gets only the report.
 
@@ -56,8 +69,7 @@ def _log_to_file(path: str, verbose: bool):
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        h = logging.handlers.RotatingFileHandler(p, maxBytes=2 << 20, backupCount=5)
-        os.chmod(p, 0o600)
+        h = _PrivateRotatingFileHandler(p, maxBytes=2 << 20, backupCount=5)
     except OSError as e:
         print(f"amdr-essentials: warning: cannot write the log {p}: {e.strerror}",
               file=sys.stderr)
@@ -255,8 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP (systemd stopping the unit, a cron timeout, a closed terminal).
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` in a
+    collector or a delivery swallows it: it unwinds through every `finally`,
+    which removes the plaintext work area (the default action of SIGTERM
+    would end the process on the spot and leave it behind).
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    # a second signal must not interrupt the cleanup the first one started
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
 def main(argv=None) -> int:
-    return cliutil.run("amdr-essentials", build_parser(), argv)
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:  # not the main thread (a test calling main): leave signals alone
+        pass
+    try:
+        return cliutil.run("amdr-essentials", build_parser(), argv)
+    except (Terminated, KeyboardInterrupt) as e:
+        why = signal.Signals(e.signum).name if isinstance(e, Terminated) else "SIGINT"
+        print(f"amdr-essentials: stopped by {why}; nothing was left behind in the work "
+              f"area, an undelivered bundle stays in the spool", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

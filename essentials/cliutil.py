@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
-from .errors import AmdrError
+from .errors import EXIT_FAILED, AmdrError
 
 
 def run(prog: str, parser, argv=None) -> int:
-    """Parse, run args.func, and turn an AmdrError into its message and exit code."""
+    """Parse, run args.func, and turn an AmdrError into its message and exit code.
+
+    Anything else (a bug, a full disk under the state directory) is a failure,
+    exit 3: left to Python it would exit 1, which both tools document as
+    "partial", and cron would be told a bundle or a restore half-succeeded.
+    """
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -18,3 +24,7 @@ def run(prog: str, parser, argv=None) -> int:
     except AmdrError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return e.exit_code
+    except Exception as e:
+        print(f"{prog}: failed with an unexpected error: {type(e).__name__}: {e}\n"
+              + "".join(traceback.format_exc()), file=sys.stderr)
+        return EXIT_FAILED

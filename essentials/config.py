@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -109,8 +110,17 @@ DELIVERY_TYPES = {t: Section({**DELIVERY_COMMON, **keys})
 # which keys each delivery type needs, checked after the common validation
 DELIVERY_REQUIRED = {"sftp": ("host", "user"), "mail": ("to",), "local": ("dir",)}
 
+
+def _host_name(v):
+    # it becomes a file name (spool, staging) and a remote directory (sftp DIR/HOST):
+    # a `/` or `..` would put bundles outside them
+    ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) and ".." not in v
+    return None if ok else "a host name (letters, digits, '.', '-', '_'; no '/')"
+
+
 SCHEMA = Section({
-    "host": Field(str, doc="name used for the bundle; default: the short hostname"),
+    "host": Field(str, check=_host_name,
+                  doc="name used for the bundle; default: the short hostname"),
     "state_dir": Field(str, "/var/lib/amanda-dr", check=_absolute,
                        doc="lock, work area (root only) and the last bundle's layout"),
     "spool_dir": Field(str, "/var/spool/amanda-dr", check=_absolute,
@@ -261,7 +271,43 @@ def validate(data, where: str = "essentials.yaml") -> dict:
         if d["name"] in names:
             v.fail(f"{path}.name", f"'{d['name']}' is used twice; give each delivery its own name")
         names.add(d["name"])
+        if t == "mail" and d["user"] and d["security"] == "none" \
+                and d["smtp_host"] not in LOOPBACK:
+            v.fail(f"{path}.security", f"none would send the SMTP password of {d['user']} to "
+                                       f"{d['smtp_host']} in clear text; use starttls or ssl "
+                                       f"(or no user)")
+        if t == "local":
+            where = _inside(d["dir"], cfg)
+            if where:
+                v.fail(f"{path}.dir", f"{d['dir']} is {where}; the copy there would be "
+                                      f"removed again. Use a directory of its own")
+    spool, work = os.path.normpath(cfg["spool_dir"]), _work_dir(cfg)
+    if _under(spool, work):
+        v.fail("spool_dir", f"{spool} is inside {work}, the work area every run empties; "
+                            f"use a directory of its own")
     return cfg
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _work_dir(cfg) -> str:
+    return os.path.join(os.path.normpath(cfg["state_dir"]), "work")
+
+
+def _under(path: str, top: str) -> bool:
+    path, top = os.path.normpath(path), os.path.normpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _inside(d: str, cfg) -> str | None:
+    """Why a local delivery may not copy into `d`, or None."""
+    d = os.path.normpath(d)
+    if d == os.path.normpath(cfg["spool_dir"]):
+        return "spool_dir, which a bundle leaves once delivered everywhere"
+    if _under(d, _work_dir(cfg)):
+        return f"inside {_work_dir(cfg)}, the work area every run empties"
+    return None
 
 
 def load(path: Path | str = DEFAULT_PATH) -> dict:

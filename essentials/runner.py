@@ -222,24 +222,38 @@ class Runner:
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
         stats = []
-        for j, p in enumerate(procs):
-            # wait without reaping, so the final /proc/PID/io is still there
-            try:
-                os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                pass
-            v = _proc_io(p.pid)
-            if v:
-                io_last[j] = v
-            rc = p.wait()
-            errfiles[j].seek(0)
-            err = errfiles[j].read().decode("utf-8", "replace")
-            errfiles[j].close()
-            stats.append(StageStats(
-                cmds[j].argv, rc, err,
-                io_last[j].get("rchar", 0), io_last[j].get("wchar", 0)))
-        stop.set()
-        watcher.join()
+        try:
+            for j, p in enumerate(procs):
+                # wait without reaping, so the final /proc/PID/io is still there
+                try:
+                    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+                except ChildProcessError:
+                    pass
+                v = _proc_io(p.pid)
+                if v:
+                    io_last[j] = v
+                rc = p.wait()
+                errfiles[j].seek(0)
+                err = errfiles[j].read().decode("utf-8", "replace")
+                errfiles[j].close()
+                stats.append(StageStats(
+                    cmds[j].argv, rc, err,
+                    io_last[j].get("rchar", 0), io_last[j].get("wchar", 0)))
+        except BaseException:
+            # interrupted (SIGTERM, Ctrl-C): no stage may outlive us, still
+            # reading plaintext the caller is about to remove or writing a file
+            # the caller has already cleaned up
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            for p in procs:
+                p.wait()
+            raise
+        finally:
+            stop.set()
+            watcher.join()
+            for f in errfiles:
+                f.close()
         dur = time.monotonic() - start
         log.info("pipeline exit %s in %.2fs, %d bytes",
                  [s.returncode for s in stats], dur, stats[0].write_bytes)

@@ -72,15 +72,41 @@ def keyring(home: str | Path) -> gnupg.GPG:
     return g
 
 
+class AmbiguousKey(ConfigError):
+    pass
+
+
 def _find_key(keys, wanted: str):
+    """The one key `wanted` (fingerprint, key id, e-mail or part of a user id) names.
+
+    Why refuse a name that fits several keys instead of taking the first: the
+    host's keyring holds the host's own key beside the recovery keys, so
+    "amdr" or "example.com" could silently pick the host key and encrypt every
+    bundle to a key that dies with the host.
+    """
     w = wanted.replace(" ", "").upper()
+    if w.startswith("0X"):
+        w = w[2:]
+    if not w:
+        return None
+    exact, loose = [], []
     for k in keys:
         fprs = [k["fingerprint"]] + [s[2] for s in k.get("subkey_info", {}).items()
                                      if isinstance(s, tuple) and len(s) > 2]
-        if (any(f and f.upper().endswith(w) for f in fprs)
-                or any(wanted.lower() in u.lower() for u in k.get("uids", []))):
-            return k
-    return None
+        uids = k.get("uids", [])
+        if (any(f and f.upper() == w for f in fprs)
+                or any(u == wanted or f"<{wanted.lower()}>" in u.lower() for u in uids)):
+            exact.append(k)
+        elif (any(f and f.upper().endswith(w) for f in fprs)
+              or any(wanted.lower() in u.lower() for u in uids)):
+            loose.append(k)
+    found = exact or loose
+    if len({k["fingerprint"] for k in found}) > 1:
+        raise AmbiguousKey(
+            f"'{wanted}' names {len(found)} keys ("
+            + ", ".join(f"{k['fingerprint']} {(k.get('uids') or ['?'])[0]}" for k in found)
+            + "); give the full fingerprint of the one meant")
+    return found[0] if found else None
 
 
 def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], str]:
@@ -90,7 +116,10 @@ def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], st
     secret = g.list_keys(secret=True)
     fprs = []
     for r in recipients:
-        k = _find_key(public, r)
+        try:
+            k = _find_key(public, r)
+        except AmbiguousKey as e:
+            raise ConfigError(f"gpg.recipients: {e}") from None
         if k is None:
             raise ConfigError(
                 f"gpg.recipients: no public key '{r}' in {home}; import it with "
@@ -99,7 +128,10 @@ def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], st
             raise ConfigError(f"gpg.recipients: key '{r}' ({k['fingerprint']}) is expired, "
                               f"revoked or cannot encrypt")
         fprs.append(k["fingerprint"])
-    s = _find_key(secret, signer)
+    try:
+        s = _find_key(secret, signer)
+    except AmbiguousKey as e:
+        raise ConfigError(f"gpg.signer: {e}") from None
     if s is None:
         raise ConfigError(
             f"gpg.signer: no secret key '{signer}' in {home}; this host needs its own "
@@ -261,10 +293,14 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
     into.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(into, 0o700)
     tar_path = into.parent / (into.name + ".tar")
+    old_umask = os.umask(0o077)  # gpg creates the plaintext tar: root's alone, never 0644
     try:
         extra = ["--pinentry-mode", "loopback"] if passphrase is None else None
-        res = g.decrypt_file(str(path), passphrase=passphrase, output=str(tar_path),
-                             extra_args=extra)
+        try:
+            res = g.decrypt_file(str(path), passphrase=passphrase, output=str(tar_path),
+                                 extra_args=extra)
+        finally:
+            os.umask(old_umask)
         if not res.ok:
             raise BundleError(_decrypt_error(path, res, passphrase is not None))
         sig = None
@@ -275,12 +311,13 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
                 raise
             log.warning("signature not verified (told not to): %s", e)
         _extract(tar_path, into, path)
+        tar_path.unlink(missing_ok=True)
+        b = open_bundle(into, verify=verify)  # refused: its plaintext goes too
     except BaseException:
         shutil.rmtree(into, ignore_errors=True)
         raise
     finally:
         tar_path.unlink(missing_ok=True)
         forget_passphrase(home)
-    b = open_bundle(into, verify=verify)
     b.source = path
     return b, sig

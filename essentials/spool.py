@@ -36,6 +36,16 @@ class Spool:
             probe = self.dir / f".probe.{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
+            # what a run killed mid-way (kill -9, power loss) left: a half-sealed
+            # bundle or a half-written state file; the caller holds the run lock
+            # (and the state of a bundle removed just before the crash, which a new
+            # bundle of the same name would otherwise inherit)
+            orphans = [st for st in self.dir.glob(f"*{SUFFIX}.state")
+                       if not st.with_name(st.name.removesuffix(".state")).exists()]
+            for stale in [*self.dir.glob(f".*{SUFFIX}.part"), *self.dir.glob(".*.state.tmp"),
+                          *self.dir.glob(".probe.*"), *orphans]:
+                log.warning("removing %s left by an interrupted run", stale)
+                stale.unlink(missing_ok=True)
         except OSError as e:
             raise SpoolError(f"spool_dir {self.dir} is not writable ({e.strerror}); no bundle "
                              f"was made. Fix its permissions or free space, or set spool_dir "
@@ -49,16 +59,18 @@ class Spool:
         names = [p.name for p in self.dir.glob(f"*{SUFFIX}")]
         return [self.dir / n for n in reversed(newest_first(names))]
 
-    def _state_path(self, bundle: Path) -> Path:
+    def state_path(self, bundle: Path) -> Path:
         return bundle.with_name(bundle.name + ".state")
 
     def state(self, bundle: Path) -> dict:
         try:
-            return json.loads(self._state_path(bundle).read_text())
+            return json.loads(self.state_path(bundle).read_text())
         except (OSError, ValueError):
             return {"delivered": {}, "failures": {}}
 
-    def record(self, bundle: Path, delivery: str, ok: bool, detail: str):
+    def record(self, bundle: Path, delivery: str, ok: bool, detail: str,
+               reached: list[str] | None = None):
+        """reached: recipients a partly failed delivery did get the bundle to."""
         st = self.state(bundle)
         if ok:
             st["delivered"][delivery] = detail
@@ -67,10 +79,16 @@ class Spool:
             f = st["failures"].setdefault(delivery, {"attempts": 0})
             f["attempts"] += 1
             f["error"] = detail
-        p = self._state_path(bundle)
+            if reached:
+                f["reached"] = sorted(set(f.get("reached", [])) | set(reached))
+        p = self.state_path(bundle)
         tmp = p.with_name("." + p.name + ".tmp")
         tmp.write_text(json.dumps(st, indent=1))
         os.replace(tmp, p)
+
+    def reached(self, bundle: Path, delivery: str) -> list[str]:
+        """Recipients an earlier, partly failed attempt of `delivery` already reached."""
+        return list(self.state(bundle)["failures"].get(delivery, {}).get("reached", []))
 
     def pending(self, bundle: Path, deliveries: list[str]) -> list[str]:
         done = self.state(bundle)["delivered"]
@@ -78,7 +96,7 @@ class Spool:
 
     def remove(self, bundle: Path):
         bundle.unlink(missing_ok=True)
-        self._state_path(bundle).unlink(missing_ok=True)
+        self.state_path(bundle).unlink(missing_ok=True)
 
     def prune(self) -> list[str]:
         """Drop the oldest undelivered bundles beyond `keep`; returns their names."""

@@ -27,6 +27,18 @@ from . import DeliveryError, bundle_date, mb
 log = logging.getLogger(__name__)
 
 
+class PartlyDelivered(DeliveryError):
+    """The message went out, but some recipients were refused.
+
+    The spool remembers `accepted`, so the next run mails only the refused
+    ones instead of sending the bundle again to everyone every week.
+    """
+
+    def __init__(self, message: str, accepted: list[str]):
+        super().__init__(message)
+        self.accepted = accepted
+
+
 # -- pure helpers -------------------------------------------------------------
 def encoded_size(n: int) -> int:
     """Bytes `n` bytes take as a base64 MIME body (76-char lines + CRLF)."""
@@ -177,8 +189,10 @@ def _send(smtp, dest, msg):
     if refused:
         who = "; ".join(f"{r} ({c} {m.decode('utf-8', 'replace')})"
                         for r, (c, m) in refused.items())
-        raise DeliveryError(f"{label}: sent, but the SMTP server {addr} refused some "
-                            f"recipients: {who}; check `to`")
+        accepted = [t for t in dest["to"] if t not in refused]
+        raise PartlyDelivered(f"{label}: sent to {', '.join(accepted)}, but the SMTP server "
+                              f"{addr} refused some recipients: {who}; check `to`. Only "
+                              f"those are retried next run", accepted)
 
 
 def _explain(e, dest) -> DeliveryError:

@@ -238,12 +238,14 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server(tmp: Path, security: str = "starttls", auth: tuple | None = None):
+def smtp_server(tmp: Path, security: str = "starttls", auth: tuple | None = None,
+                refuse_file: Path | None = None):
     """Run aiosmtpd (tests/integration/smtpd_main.py) on 127.0.0.1; yields an SmtpServer.
 
     security: "starttls" (STARTTLS offered and required before MAIL),
     "ssl" (implicit TLS, SMTPS) or "none" (no TLS offered at all).
     auth: (user, password) makes AUTH required and checked.
+    refuse_file: recipients listed there (read at each RCPT) get 550.
     """
     assert security in ("starttls", "ssl", "none"), security
     base = Path(tmp) / f"smtpd-{security}-{free_port()}"
@@ -256,6 +258,8 @@ def smtp_server(tmp: Path, security: str = "starttls", auth: tuple | None = None
             "--spool", str(spool), "--security", security,
             "--cert", str(cert), "--key", str(key)]
     env = dict(os.environ)
+    if refuse_file:
+        argv += ["--refuse-file", str(refuse_file)]
     if auth:
         argv += ["--user", auth[0]]
         env["AMDR_TEST_SMTP_PASSWORD"] = auth[1]  # not on the command line

@@ -8,6 +8,7 @@ written to SPOOL/msg-N.eml with its envelope in SPOOL/msg-N.json.
     smtpd_main.py --port P --spool DIR --security starttls|ssl|none
                   --cert PEM --key PEM [--user NAME]   (password in
                   $AMDR_TEST_SMTP_PASSWORD, never on the command line)
+                  [--refuse-file FILE]  (recipients it lists are refused)
 """
 
 import argparse
@@ -23,9 +24,18 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Spool:
-    def __init__(self, spool: Path):
+    def __init__(self, spool: Path, refuse_file: Path | None = None):
         self.spool = spool
         self.n = 0
+        self.refuse_file = refuse_file
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # addresses listed (one a line) in --refuse-file, read at every RCPT, are refused
+        if self.refuse_file and self.refuse_file.exists() \
+                and address in self.refuse_file.read_text().split():
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.n += 1
@@ -63,13 +73,14 @@ def main():
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     p.add_argument("--user")
+    p.add_argument("--refuse-file", type=Path)
     a = p.parse_args()
     # INFO shows every connection ("Peer: ..."): tests read it to prove none was made
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
-    handler = Spool(a.spool)
+    handler = Spool(a.spool, a.refuse_file)
     auth = {}
     if a.user:
         auth = {"authenticator": authenticator(a.user, os.environ["AMDR_TEST_SMTP_PASSWORD"]),

@@ -39,6 +39,16 @@ def lab():
         yield lab
 
 
+@pytest.fixture(autouse=True)
+def remove_what_the_test_decrypted():
+    import glob
+    import shutil
+    before = set(glob.glob("/run/amdr-bundle-*"))
+    yield
+    for d in set(glob.glob("/run/amdr-bundle-*")) - before:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def passfile(tmp_path):
     p = tmp_path / "site-pass"
@@ -368,3 +378,26 @@ def test_signing_key_with_a_passphrase_file(tmp_path, keys, lab):
         kill_agent(home)
         import shutil
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_hosts_secret_signing_key_stays_out_of_etc_tar(tmp_path):
+    """Opening a bundle with the recovery key must not give the power to sign as the host."""
+    import tarfile
+    from essentials import agent, config
+    from essentials.runner import Runner
+    etc = tmp_path / "etc"
+    home = etc / "amanda-dr" / "gnupg"
+    (home / "private-keys-v1.d").mkdir(parents=True)
+    (home / "private-keys-v1.d" / "ABC.key").write_text("secret key material")
+    (home / "pubring.kbx").write_text("public")
+    (etc / "hostname").write_text("h\n")
+    cfg = config.validate({"gpg": {"home": str(home), "recipients": ["x"], "signer": "y"}})
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    st = agent.collect_all(cfg, Runner(), staging, only=["etc"], etc=etc)
+    assert st["etc"]["status"] == "ok", st
+    with tarfile.open(staging / "etc.tar") as tf:
+        names = tf.getnames()
+    assert "etc/hostname" in names and "etc/amanda-dr/gnupg/pubring.kbx" in names
+    assert not any("private-keys-v1.d" in n for n in names)
+    assert agent.signing_key_excludes(cfg, Path("/srv")) == []
