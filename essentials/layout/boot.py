@@ -85,10 +85,18 @@ def normalise_boot(raw: dict, disk_ids: dict, part_by_uuid: dict) -> dict:
         efi = parse_efibootmgr(raw["efibootmgr"])
         for e in efi["entries"]:
             e["partition"] = part_by_uuid.get(e["partuuid"]) if e["partuuid"] else None
-    cmdline = raw.get("cmdline")
     return {
         "firmware": firmware,
-        "cmdline": cmdline.strip() if cmdline else None,
+        "cmdline": kernel_args(raw.get("cmdline")),
         "grub": grub,
         "efi": efi,
     }
+
+
+def kernel_args(cmdline: str | None) -> str | None:
+    """The kernel command line without BOOT_IMAGE=, which names the running
+    kernel's version: every kernel update would otherwise look like a layout
+    change to `check` (the raw file keeps it)."""
+    if not cmdline:
+        return None
+    return " ".join(a for a in cmdline.split() if not a.startswith("BOOT_IMAGE=")) or None

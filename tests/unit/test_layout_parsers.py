@@ -182,3 +182,11 @@ def test_validate_new_sections(key, value, msg):
 def test_json_fixture_files_are_valid():
     for p in FIXTURES.glob("layout-*/*.json"):
         json.loads(p.read_text())
+
+
+def test_kernel_args_drop_the_boot_image_version():
+    from essentials.layout.boot import kernel_args
+    assert kernel_args("BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64 root=UUID=abc ro quiet\n") \
+        == "root=UUID=abc ro quiet"
+    assert kernel_args("BOOT_IMAGE=/vmlinuz") is None
+    assert kernel_args(None) is None
