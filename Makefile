@@ -6,7 +6,7 @@ PYTHON ?= python3
 
 # Debian packages the product and its tests call
 DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
-	dosfstools btrfs-progs lvm2 mdadm cryptsetup-bin efibootmgr \
+	dosfstools btrfs-progs lvm2 mdadm cryptsetup-bin efibootmgr mt-st \
 	gnupg openssh-server openssh-client tar gzip acl attr \
 	python3 python3-venv python3-pip
 
@@ -31,7 +31,9 @@ demo:
 
 bench:
 	rc=0; $(PY) -m tests.lab.bench || rc=1; echo; \
-	$(PY) -m tests.lab.bench_essentials || rc=1; exit $$rc
+	$(PY) -m tests.lab.bench_essentials || rc=1; echo; \
+	$(PY) -m tests.lab.bench_catalog_scan || rc=1; echo; \
+	$(PY) -m tests.lab.bench_chains || rc=1; exit $$rc
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

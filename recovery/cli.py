@@ -6,6 +6,10 @@ Subcommands:
   restore   restore every DLE into the mounted --target
   recover   diskinit, then restore, then a summary per DLE
   umount    unmount everything under --target
+  catalog   the restore chain of every DLE, from a live server, bundles, report
+            mails or a scan of the volumes (--json for programs)
+  restore-tar, restore-dump
+            restore one DLE (one image, or its whole chain) into a directory
 
 Exit status:
   0  done, every DLE restored
@@ -28,7 +32,7 @@ import yaml
 from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, ConfigError,
                                RefusedError)
 from essentials import cliutil
-from essentials.runner import Runner
+from essentials.runner import Cmd, Recorded, Runner, display
 
 from .disks import guard
 from .restore import driver
@@ -181,6 +185,159 @@ def cmd_umount(args) -> int:
     return EXIT_OK
 
 
+# -- catalog, restore-tar, restore-dump ------------------------------------------
+
+def _catalog_request(args, extra_volumes=()):
+    from .catalog.gather import Request
+    return Request(servers=args.server or [], bundles=args.bundle or [],
+                   reports=args.reports or [], scan=args.scan or [], disklist=args.disklist,
+                   vtapes=args.vtapes or [], volumes=list(args.volume or []) + list(extra_volumes),
+                   keys={"home": args.gnupghome, "passphrase_file": args.passphrase_file,
+                         "signers": args.signer},
+                   verify=not args.no_verify)
+
+
+def _slots(values) -> dict:
+    out = {}
+    for v in values or []:
+        label, sep, slot = v.partition("=")
+        if not sep or not slot.isdigit():
+            raise ConfigError(f"--slot {v}: expected LABEL=SLOTNUMBER")
+        out[label] = int(slot)
+    return out
+
+
+def _device(args, runner, ask=None):
+    from .restore.devices import changer_from, open_device
+    if not args.device:
+        return None
+    return open_device(args.device, runner, changer_from(args.changer, _slots(args.slot)),
+                       ask)
+
+
+def _media(library, cat):
+    """What the positioning is shown for: the named device, else where the catalog saw them."""
+    from .catalog import positioning
+    from .restore.devices import TapeDrive
+    if isinstance(library, TapeDrive):
+        return library.media
+    if library is not None:
+        return positioning.VtapeMedia({lab: library.device(lab) for lab in library.labels})
+    return positioning.VtapeMedia(cat.devices)
+
+
+def cmd_catalog(args) -> int:
+    from .catalog import gather, show
+    runner = Runner()
+    library = _device(args, runner)
+    cat = gather.load(_catalog_request(args, getattr(library, "labels", {}) or ()), runner)
+    chains, errors = cat.chains(args.host, args.disk, args.until)
+    if args.json:
+        print(json.dumps(show.doc(chains, errors), indent=1))
+    else:
+        print("\n".join(show.text(cat, chains, errors, _media(library, cat))))
+    return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _restore_one(args, program: str) -> int:
+    from pathlib import Path
+
+    from .catalog import gather
+    from .restore import single
+    from .restore.devices import from_devices
+    # reading catalogs and headers changes nothing, so it is done even in a dry run
+    reader, runner = Runner(), Runner(dry_run=args.dry_run)
+    library = _device(args, runner, (lambda text: runner.recorded.append(
+        Recorded("prompt", [Cmd([text])]))) if args.dry_run else None)
+    if (args.label is None) != (args.filenum is None):
+        raise ConfigError("--label and --filenum go together (the image at that file of "
+                          "that volume)")
+    if args.label is not None:
+        if library is None:
+            raise ConfigError("--label/--filenum need --device (the volume's slot, vtape "
+                              "directory or tape drive)")
+        chain = single.single_image(library, reader, args.host, args.disk, args.label,
+                                    args.filenum)
+        if chain.dumps[0].level > 0:
+            print(f"note: {args.label} file {args.filenum} is a level {chain.dumps[0].level} "
+                  f"image: it applies on top of the lower levels restored before it",
+                  file=sys.stderr)
+    else:
+        req = _catalog_request(args, getattr(library, "labels", {}) or ())
+        if req.empty:
+            raise ConfigError("which image? give --label and --filenum, or a catalog source "
+                              "(--server, --bundle, --reports, --scan) to restore the chain")
+        cat = gather.load(req, reader)
+        chain = single.chain_from(cat, args.host, args.disk, args.until)
+        library = library or from_devices(cat.devices)
+        if library is None:
+            raise ConfigError(f"no device here holds {', '.join(chain.volumes())}: give "
+                              f"--device (vtape directory, slot or tape drive)")
+    single.check_program(chain, program)
+    into = Path(os.path.abspath(args.into))
+    if not args.dry_run:
+        single.guard_into(into, args.force)
+    for d in chain.dumps:
+        where = ", ".join(f"{p.label} file {p.filenum}" for p in d.parts)
+        print(f"{chain.host}:{chain.disk} level {d.level} of {d.date} from {where}")
+    r = single.restore(runner, chain, program, into, library)
+    if args.dry_run:
+        for rec in runner.recorded:
+            if rec.kind == "prompt":
+                print(f"# {rec.commands[0].argv[0]}")
+                continue
+            print(" | ".join((f"runuser -u {c.user} -- " if c.user else "") + display(c.argv)
+                             for c in rec.commands))
+        return EXIT_OK
+    mb = r.bytes / 1e6
+    print(f"restored {r.host}:{r.disk} levels {','.join(map(str, r.levels))} into "
+          f"{r.directory}: {mb:.1f} MB in {r.seconds:.1f} s")
+    return EXIT_OK
+
+
+def cmd_restore_tar(args) -> int:
+    return _restore_one(args, "GNUTAR")
+
+
+def cmd_restore_dump(args) -> int:
+    return _restore_one(args, "DUMP")
+
+
+def _catalog_options(sp):
+    g = sp.add_argument_group("catalog sources (any combination)")
+    g.add_argument("--server", action="append", metavar="CONF",
+                   help="the Amanda configuration CONF of this machine (repeatable)")
+    g.add_argument("--bundle", action="append", metavar="PATH",
+                   help="sealed bundle (HOST-...amdr.gpg) or bundle directory of the Amanda "
+                        "server (repeatable)")
+    g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
+                   help="report mails, mbox files or directories of them")
+    g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
+                   help="read the volumes' headers: vtape directories, slots, tape drives")
+    g.add_argument("--disklist", metavar="FILE",
+                   help="a disklist, for the real disk names in reports")
+    g.add_argument("--gnupghome", help="GnuPG home with the site's recovery key")
+    g.add_argument("--passphrase-file", help="file holding the recovery key's passphrase")
+    g.add_argument("--signer", action="append", metavar="FINGERPRINT",
+                   help="accept bundles signed by this key (repeatable)")
+    g.add_argument("--no-verify", action="store_true",
+                   help="use a bundle even if it does not verify (dangerous)")
+    g = sp.add_argument_group("volumes")
+    g.add_argument("--vtapes", action="append", metavar="DIR",
+                   help="a chg-disk directory whose volumes are at hand (besides the ones "
+                        "the configurations name)")
+    g.add_argument("--volume", action="append", metavar="LABEL",
+                   help="a volume at hand (repeatable)")
+    g.add_argument("--device", help="where to read: chg-disk:DIR or DIR (vtapes), "
+                   "file:SLOTDIR, tape:/dev/nstN")
+    g.add_argument("--changer", metavar="SPEC",
+                   help="with a tape drive: amtape:CONFIG or mtx:/dev/sgN (default: ask "
+                        "for each volume)")
+    g.add_argument("--slot", action="append", metavar="LABEL=N",
+                   help="with --changer mtx: the slot of a volume (repeatable)")
+    sp.add_argument("--until", help="the state as of this Amanda datestamp (default: newest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="amdr-recover", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +384,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("umount", help="unmount everything under --target")
     common(sp, bundle=False)
     sp.set_defaults(func=cmd_umount)
+
+    sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "
+                        "has none")
+    _catalog_options(sp)
+    sp.add_argument("--host", action="append", help="only this host (repeatable)")
+    sp.add_argument("--disk", action="append", help="only this disk (repeatable)")
+    sp.add_argument("--json", action="store_true",
+                    help='print {"chains": [...], "errors": [...]} for programs')
+    sp.set_defaults(func=cmd_catalog)
+    for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
+                           ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):
+        sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})")
+        sp.add_argument("--host", required=True, help="the DLE's host as Amanda names it")
+        sp.add_argument("--disk", required=True, help="the DLE's disk (mountpoint or device) "
+                        "as Amanda names it")
+        sp.add_argument("--into", required=True, help="directory to restore into (empty)")
+        sp.add_argument("--label", help="the volume of the one image to restore")
+        sp.add_argument("--filenum", type=int, help="its file number (the label is file 0)")
+        sp.add_argument("--force", action="store_true",
+                        help="restore into a directory that is not empty")
+        sp.add_argument("--dry-run", action="store_true", help="show the commands only")
+        _catalog_options(sp)
+        sp.set_defaults(func=fn)
+    from .amserver import cli as amserver_cli
+    amserver_cli.register(sub)
     return p
 
 

@@ -34,28 +34,44 @@ class ConfigCatalog:
         return None
 
 
+def build_config(name: str, conf_text: str | None, disklist_text: str | None,
+                 tapelist_text: str | None, logs, find_text: str | None = None,
+                 where: str = "") -> ConfigCatalog:
+    """One configuration's catalog from its files, wherever they were read.
+
+    logs: (source, text) per trace log, oldest first.  The trace logs are
+    the catalog; `amadmin find` output only stands in when there are none.
+    """
+    conf = amconf.parse_conf(conf_text) if conf_text is not None else amconf.AmandaConf()
+    dl = amconf.parse_disklist(disklist_text, conf) if disklist_text is not None else []
+    dumps = []
+    for source, text in logs:
+        dumps += tracelog.parse_lines(text.splitlines(), source)
+    if not dumps and find_text is not None:
+        log.warning("%s: no trace logs%s, using amadmin find output", name,
+                    f" in {where}" if where else "")
+        dumps = findout.parse(find_text)
+    tl = tapelist.parse(tapelist_text) if tapelist_text is not None else {}
+    return ConfigCatalog(name, conf, dl, dumps, tl)
+
+
 def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
     # amanda/CONF/... per server config; amanda/client.yaml is the client side
     names = sorted({rel.split("/")[1] for rel in bundle.listdir("amanda") if rel.count("/") >= 2})
     if not names:
         raise CatalogError(f"{bundle.root}: the bundle holds no Amanda catalog (was it "
                            f"collected on the Amanda server?)")
+
+    def text(rel):
+        return bundle.read_text(rel) if bundle.has(rel) else None
+
     out = []
     for name in names:
         base = f"amanda/{name}"
-        conf = amconf.parse_conf(bundle.read_text(f"{base}/amanda.conf")) \
-            if bundle.has(f"{base}/amanda.conf") else amconf.AmandaConf()
-        dl = amconf.parse_disklist(bundle.read_text(f"{base}/disklist"), conf) \
-            if bundle.has(f"{base}/disklist") else []
-        dumps = []
-        for rel in bundle.listdir(f"{base}/logs"):
-            dumps += tracelog.parse_lines(bundle.read_text(rel).splitlines(), rel)
-        if not dumps and bundle.has(f"{base}/find.txt"):
-            log.warning("%s: no trace logs in the bundle, using amadmin find output", name)
-            dumps = findout.parse(bundle.read_text(f"{base}/find.txt"))
-        tl = tapelist.parse(bundle.read_text(f"{base}/tapelist")) \
-            if bundle.has(f"{base}/tapelist") else {}
-        out.append(ConfigCatalog(name, conf, dl, dumps, tl))
+        logs = [(rel, bundle.read_text(rel)) for rel in bundle.listdir(f"{base}/logs")]
+        out.append(build_config(name, text(f"{base}/amanda.conf"), text(f"{base}/disklist"),
+                                text(f"{base}/tapelist"), logs, text(f"{base}/find.txt"),
+                                "the bundle"))
     return out
 
 

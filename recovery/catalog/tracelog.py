@@ -58,7 +58,7 @@ def parse_lines(lines, source: str = "") -> list[Dump]:
         key = (host, disk, date, level, storage)
         if key not in dumps:
             dumps[key] = Dump(host, disk, date, level, nparts=None, status="PENDING",
-                              storage=storage)
+                              storage=storage, source=source)
         return dumps[key]
 
     for lineno, raw in enumerate(lines, 1):

@@ -33,6 +33,29 @@ class Header:
     label: str = ""
     part: str = ""
     program: str = ""
+    # from "part N/M": M is -1 when the taper did not know the total (3.x
+    # streams to the device, so every part it writes says N/-1)
+    partnum: int | None = None
+    totalparts: int | None = None
+    # bytes of the whole image as written (SERVER-CRC=crc:size), so the
+    # parts found on disk can be checked for completeness without reading them
+    server_size: int | None = None
+    # the dumptype's program as the DLE block says (GNUTAR, DUMP, APPLICATION)
+    dle_program: str = ""
+
+    @property
+    def restore_program(self) -> str:
+        """The program in amconf's terms (GNUTAR, DUMP, APPLICATION:amgtar)."""
+        if self.program.startswith("APPLICATION:"):
+            return self.program
+        if self.dle_program:
+            return self.dle_program
+        base = self.program.rsplit("/", 1)[-1]
+        if base in ("tar", "gtar", "gnutar", "smbclient"):
+            return "GNUTAR"
+        if base.endswith(("dump", "backup")):  # dump, xfsdump, vxdump, vdump, backup (AIX)
+            return "DUMP"
+        return self.program
 
 
 def parse_header(block: bytes) -> Header | None:
@@ -52,6 +75,18 @@ def parse_header(block: bytes) -> Header | None:
             h.level = int(rest[rest.index("lev") + 1])
         if "part" in rest:
             h.part = rest[rest.index("part") + 1]
+            num, _, total = h.part.partition("/")
+            h.partnum = int(num) if num.isdigit() else None
+            h.totalparts = int(total) if total.lstrip("-").isdigit() else None
+        m = re.search(r"^SERVER-CRC=[0-9a-fA-F]+:(\d+)$", text, re.M)
+        if m:
+            h.server_size = int(m.group(1))
+        m = re.search(r"<program>([^<]+)</program>", text)
+        if m:
+            h.dle_program = m.group(1).strip().upper()
+            plugin = re.search(r"<backup-program>\s*<plugin>([^<]+)</plugin>", text)
+            if h.dle_program == "APPLICATION" and plugin:
+                h.dle_program = f"APPLICATION:{plugin.group(1).strip()}"
         if "program" in rest:
             h.program = rest[rest.index("program") + 1]
         m = re.search(r"^APPLICATION=(\S+)", text, re.M)

@@ -11,6 +11,7 @@ from essentials.layout.normalise import relative_mountpoint
 from ..catalog.amconf import DiskEntry
 from ..catalog.chains import Chain, compute_chain
 from ..catalog.model import Dump
+from ..catalog.positioning import amrestore_argv  # noqa: F401 (the driver's and render's)
 from ..disks.plan import target_path
 
 TAR_PROGRAMS = ("GNUTAR", "APPLICATION:amgtar", "APPLICATION:app_amgtar")
@@ -81,11 +82,6 @@ def plan_restores(dumps: list[Dump], disklist: list[DiskEntry], layout: dict, ta
     steps.sort(key=lambda s: (s.original.rstrip("/").count("/") if s.original != "/" else 0,
                               s.original))
     return steps, errors
-
-
-def amrestore_argv(device: str, label: str, filenum: int, host: str, disk: str) -> list[str]:
-    # '=' makes Amanda match host and disk exactly instead of as regexes
-    return ["amrestore", "-p", "-f", str(filenum), "-l", label, device, f"={host}", f"={disk}"]
 
 
 def extract_argv(program: str, directory: str) -> list[str]:

@@ -162,3 +162,22 @@ def test_check_image_without_header(vtapes):
     lib = VtapeLibrary(vtapes)
     with pytest.raises(MediaError, match="holds no Amanda header"):
         lib.check_image("LAB-01", 2, "localhost", "/x", "20260101000000", 0)
+
+
+# -- what the catalog scan takes from a header ------------------------------------
+
+def test_split_file_parts_size_and_program():
+    h = parse_header(block(SPLIT.replace("ORIGSIZE=2270\n",
+                                         "ORIGSIZE=2270\nSERVER-CRC=74b62414:5201920\n")))
+    assert (h.partnum, h.totalparts, h.server_size) == (1, -1, 5201920)
+    assert (h.dle_program, h.restore_program) == ("GNUTAR", "GNUTAR")
+
+
+def test_restore_program_of_application_and_bare_headers():
+    h = parse_header(block(AMGTAR))
+    assert (h.dle_program, h.restore_program) == ("APPLICATION:amgtar", "APPLICATION:amgtar")
+    assert (h.partnum, h.totalparts, h.server_size) == (None, None, None)
+    old = "AMANDA: FILE 20070924 www /var lev 0 comp .gz program /sbin/xfsdump\n"
+    assert parse_header(block(old)).restore_program == "DUMP"
+    old = "AMANDA: FILE 20070924 www /var lev 0 comp .gz program /usr/local/bin/gtar\n"
+    assert parse_header(block(old)).restore_program == "GNUTAR"
