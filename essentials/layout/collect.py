@@ -121,8 +121,12 @@ class Gatherer:
             text = self.runner.output(["lsblk", "--json", "-b", "-o", LSBLK_COLS] + disks)
         else:
             text = '{"blockdevices": []}'
-        self.w.put("lsblk", "lsblk.json", text)
-        top = json.loads(text)["blockdevices"]
+        doc = json.loads(text)
+        # lsblk lists in kernel order; disk0, disk1... follow the order named
+        order = {p: i for i, p in enumerate(disks)}
+        doc["blockdevices"].sort(key=lambda d: order.get(d.get("path"), len(order)))
+        self.w.put("lsblk", "lsblk.json", json.dumps(doc, indent=2) + "\n")
+        top = doc["blockdevices"]
         for d in top:
             if d.get("type") not in ("disk", "loop"):
                 self.warn(f"{d.get('path')} is a {d.get('type')}, not a disk: left out "
