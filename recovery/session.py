@@ -6,18 +6,24 @@ so `plan` can show everything before anything is touched.
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from essentials.bundle import Bundle
-from essentials.errors import CatalogError, CommandError
+from essentials.errors import AmdrError, CatalogError, CommandError, ConfigError
 from essentials.layout.schema import validate
 from essentials.runner import Runner
 
 from .bundles import open_any
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
-from .disks import guard
-from .disks.plan import plan_disks
+from .disks import guard, journal, present
+from .disks.mapping import match_disks
+from .disks.plan import needed_disks, plan_disks
+from .disks.stack import Passphrase
 from .restore.media import VtapeLibrary
 from .restore.plan import plan_restores
 
@@ -34,35 +40,69 @@ class Session:
     amanda_host: str | None = None
     vtapes: str | None = None
     until: str | None = None
+    # LUKS key files: container id, mapping name or "*" (all) -> file
+    luks_keys: dict = field(default_factory=dict)
+    state_dir: str | None = None  # default: TARGET.amdr, beside the target
 
     @classmethod
     def load(cls, bundle_path, target, maps=None, amanda_host=None, vtapes=None,
-             until=None, verify=True, keys: dict | None = None) -> "Session":
+             until=None, verify=True, keys: dict | None = None,
+             luks_key_file: str | None = None, state_dir: str | None = None) -> "Session":
         """keys: gnupghome, passphrase_file, signers for a sealed bundle."""
         b = open_any(bundle_path, verify=verify, **(keys or {}))
         layout = validate(b.load_yaml("layout.yaml"), f"{bundle_path}/layout.yaml")
-        return cls(b, layout, from_bundle(b), target, dict(maps or {}), amanda_host,
-                   vtapes, until)
+        luks = {"*": os.path.abspath(luks_key_file)} if luks_key_file else {}
+        try:
+            catalogs, missing = from_bundle(b), None
+        except CatalogError as e:  # diskinit needs none; restores say so when asked
+            catalogs, missing = [], e
+        s = cls(b, layout, catalogs, target, dict(maps or {}), amanda_host, vtapes, until,
+                luks, state_dir)
+        s.catalog_error = missing
+        return s
 
     # -- disks ---------------------------------------------------------------
-    def mapping(self) -> dict[str, str]:
-        """Original disk -> new disk: explicit --map, else the same name."""
-        out = {}
-        for d in self.layout["disks"]:
-            out[d["path"]] = self.maps.get(d["path"], d["path"])
-        return out
+    @property
+    def workdir(self) -> str:
+        """Scratch mounts and the diskinit journal: beside the target, because
+        the target's root filesystem is mounted over the target itself."""
+        return self.state_dir or f"{self.target.rstrip('/')}.amdr"
+
+    def bundle_file(self, rel: str) -> str:
+        return str(self.bundle.path(rel))
+
+    def match(self, runner: Runner):
+        """(the match of original to present disks, present path -> lsblk node)."""
+        disks, refused = present.collect(runner)
+        maps = {old: os.path.realpath(new) for old, new in self.maps.items()}
+        m = match_disks(needed_disks(self.layout), disks, maps, refused)
+        if m.problems:
+            raise ConfigError("\n".join(m.problems))
+        for old, new in m.mapping.items():
+            log.info("disk %s -> %s (%s)", old, new, m.reasons.get(old))
+        return m, {d["path"]: d for d in disks}
 
     def disk_plan(self, runner: Runner):
-        mapping = self.mapping()
+        m, nodes = self.match(runner)
         sizes = {}
-        for new in mapping.values():
+        for new in m.mapping.values():
+            if new in nodes:
+                continue
             try:
                 sizes[new] = guard.disk_size(runner, new)
             except CommandError:
                 sizes[new] = None  # reported by the guard: does not exist
-        return plan_disks(self.layout, mapping, sizes, self.target)
+        actions = plan_disks(self.layout, m.mapping, sizes, self.target, present=nodes,
+                             files=self.bundle_file, read=self.bundle.read_text,
+                             luks_keys=self.luks_keys,
+                             passphrase=Passphrase(ask_luks_passphrase), workdir=self.workdir,
+                             reasons=m.reasons, unmatched=m.unmatched)
+        journal.attach(actions, Path(self.workdir) / "diskinit.journal")
+        return actions
 
     # -- restores ------------------------------------------------------------
+    catalog_error = None  # why the bundle has no catalog, raised when one is needed
+
     def catalog(self) -> ConfigCatalog:
         host = self.host()
         having = [c for c in self.catalogs if host in c.hosts()]
@@ -72,6 +112,8 @@ class Session:
         return having[0]
 
     def host(self) -> str:
+        if self.catalog_error is not None:
+            raise self.catalog_error
         return pick_host(self.catalogs, self.bundle.host, self.amanda_host)
 
     def library(self) -> VtapeLibrary:
@@ -85,3 +127,18 @@ class Session:
         cat = self.catalog()
         return plan_restores(cat.dumps, cat.disklist, self.layout, self.target, self.host(),
                              cat.tapelist, available, self.until)
+
+
+def ask_luks_passphrase() -> str:
+    """The passphrase for the new LUKS containers, typed twice on the terminal."""
+    if not sys.stdin.isatty():
+        raise AmdrError("the layout has LUKS containers and no key file was given: run on a "
+                        "terminal to type a passphrase, or give a key file")
+    while True:
+        first = getpass.getpass("Passphrase for the new LUKS containers: ")
+        if not first:
+            print("an empty passphrase is not accepted", file=sys.stderr)
+            continue
+        if getpass.getpass("The same passphrase again: ") == first:
+            return first
+        print("the two passphrases differ; again", file=sys.stderr)

@@ -1,30 +1,44 @@
-"""Disk actions: each renders its commands (testable without running) and applies them.
+"""The base of every disk action: render() its commands, apply() them.
 
-The plan is a flat ordered list of these, with ids other actions refer to
-(the curtin storage-config model).  `render()` is pure; `apply()` only feeds
-the rendered commands to the runner, so what the person approved is exactly
-what runs.
+The plan is a flat ordered list of actions with ids other actions refer to
+(the curtin storage-config model).  `steps()` is pure, so `render()` can be
+compared with expected commands in a unit test; `apply()` only feeds those
+same steps to the runner, so what the person approved is exactly what runs.
+
+Each action also has a fingerprint (a hash of what it makes), which the
+journal (journal.py) keeps for completed actions so an interrupted diskinit
+continues instead of formatting again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
-from essentials.errors import AmdrError
 from essentials.runner import Runner
-
-from . import devnodes
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Step:
-    """One command and, when it reads a script, its stdin."""
+    """One command; stdin is a script shown in the plan, secret_stdin a key
+    fetched only when applying (never rendered, logged or journaled)."""
 
     argv: list[str]
     stdin: str | None = None
+    secret_stdin: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
+
+    def shown(self) -> str:
+        text = " ".join(self.argv)
+        if self.stdin is not None:
+            text += " <<script"
+        if self.secret_stdin is not None:
+            text += " <<passphrase"
+        return text
 
 
 @dataclass
@@ -32,6 +46,10 @@ class Action:
     id: str
 
     type = "action"
+    # journaled actions are skipped on a re-run once done; the others
+    # (mounts, opening a LUKS container) are made idempotent instead
+    journaled = True
+    journal = None  # set by the session: a journal.Journal
 
     def steps(self) -> list[Step]:
         raise NotImplementedError
@@ -39,166 +57,59 @@ class Action:
     def render(self) -> list[list[str]]:
         return [s.argv for s in self.steps()]
 
+    def run_steps(self, runner: Runner, steps: list[Step]):
+        for s in steps:
+            data = None
+            if s.secret_stdin is not None and not runner.dry_run:
+                data = s.secret_stdin()
+            elif s.stdin is not None:
+                data = s.stdin.encode()
+            runner.run(s.argv, input=data, what=f"{self.type} {self.id}")
+
+    def execute(self, runner: Runner):
+        self.run_steps(runner, self.steps())
+
+    def resume_steps(self) -> list[Step]:
+        """What a skipped (already done) action still runs so the devices it
+        made are there for the actions after it (partx, assemble, activate)."""
+        return []
+
+    def after(self, runner: Runner):
+        """Runs after the steps, or after the resume steps of a skipped action:
+        waiting for the device nodes the action made."""
+
+    def still_done(self, runner: Runner) -> bool:
+        """Checked before skipping a journaled action: is its work still there?"""
+        return True
+
     def apply(self, runner: Runner):
-        for s in self.steps():
-            runner.run(s.argv, input=s.stdin.encode() if s.stdin is not None else None,
-                       what=f"{self.type} {self.id}")
+        j = self.journal
+        if j is not None and j.skip(self, runner):
+            print(f"    (done in an earlier run: {self.id})")
+            self.run_steps(runner, self.resume_steps())
+            self.after(runner)
+            return
+        self.execute(runner)
+        self.after(runner)
+        if j is not None:
+            j.done(self, runner)
+
+    def fields(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "id" and v not in (None, [], {})}
 
     def to_dict(self) -> dict:
         d = {"id": self.id, "type": self.type}
-        d.update({k: v for k, v in asdict(self).items() if k != "id" and v not in (None, [], {})})
-        d["commands"] = [" ".join(s.argv) + (" <<script" if s.stdin else "") for s in self.steps()]
+        d.update(self.fields())
+        d["commands"] = [s.shown() for s in self.steps()]
         return d
 
+    def identity(self) -> dict:
+        """What the fingerprint covers: everything the action makes, not notes."""
+        d = self.to_dict()
+        d.pop("notes", None)
+        d.pop("matched", None)
+        return d
 
-@dataclass
-class WipeDisk(Action):
-    """Remove every signature on the disk: partition tables, fs superblocks."""
-
-    device: str = ""
-    type = "wipe"
-
-    def steps(self):
-        return [Step(["wipefs", "--all", "--force", self.device])]
-
-
-@dataclass
-class Partition:
-    number: int
-    path: str
-    start: int
-    size: int
-    type: str
-    uuid: str | None = None
-    name: str | None = None
-    attrs: str | None = None
-    bootable: bool | None = None
-
-
-@dataclass
-class PartitionTable(Action):
-    device: str = ""
-    disk: str = ""  # id of the original disk this recreates
-    label: str = "gpt"
-    label_id: str | None = None
-    partitions: list[Partition] = field(default_factory=list)
-    type = "partition_table"
-
-    def script(self) -> str:
-        lines = [f"label: {self.label}"]
-        if self.label_id:
-            lines.append(f"label-id: {self.label_id}")
-        lines.append("unit: sectors")
-        lines.append("")
-        for p in self.partitions:
-            fields = [f"start={p.start}", f"size={p.size}", f"type={p.type}"]
-            if p.uuid and self.label == "gpt":
-                fields.append(f"uuid={p.uuid}")
-            if p.name and self.label == "gpt":
-                fields.append('name="' + p.name.replace('"', "") + '"')
-            if p.attrs and self.label == "gpt":
-                fields.append(f'attrs="{p.attrs}"')
-            if p.bootable:
-                fields.append("bootable")
-            lines.append(f"{p.path} : " + ", ".join(fields))
-        return "\n".join(lines) + "\n"
-
-    def steps(self):
-        # the kernel here does not rescan by itself: partx -u (PLATFORM.md)
-        return [
-            Step(["sfdisk", "--quiet", "--no-reread", "--wipe", "always",
-                  "--wipe-partitions", "always", self.device], self.script()),
-            Step(["partx", "-u", self.device]),
-        ]
-
-    def apply(self, runner: Runner):
-        super().apply(runner)
-        if runner.dry_run:
-            return
-        paths = [p.path for p in self.partitions]
-        missing = devnodes.wait_for(paths, timeout=3)
-        if missing:  # the kernel did not take the table in: ask it again
-            runner.run(["partx", "-a", self.device], check=False)
-            missing = devnodes.wait_for(missing, timeout=10)
-        if missing:
-            raise AmdrError(f"{', '.join(missing)} did not appear after partitioning "
-                            f"{self.device}; run 'partx -a {self.device}' and retry")
-
-
-@dataclass
-class Format(Action):
-    device: str = ""  # id of the partition or disk
-    path: str = ""
-    fstype: str = ""
-    uuid: str | None = None
-    label: str | None = None
-    params: dict = field(default_factory=dict)
-    type = "format"
-
-    def steps(self):
-        p, u, lab = self.params, self.uuid, self.label
-        t = self.fstype
-        if t in ("ext2", "ext3", "ext4"):
-            argv = [f"mkfs.{t}", "-F", "-q"]
-            if u:
-                argv += ["-U", u]
-            if lab:
-                argv += ["-L", lab]
-            if p.get("block_size"):
-                argv += ["-b", str(p["block_size"])]
-            if p.get("inode_size"):
-                argv += ["-I", str(p["inode_size"])]
-            if p.get("reserved_percent") is not None:
-                argv += ["-m", str(p["reserved_percent"])]
-            steps = [Step(argv + [self.path])]
-            tune = []
-            if p.get("max_mount_count") is not None:
-                tune += ["-c", str(p["max_mount_count"])]
-            if p.get("check_interval") is not None:
-                tune += ["-i", f"{p['check_interval']}s"]
-            if tune:
-                steps.append(Step(["tune2fs"] + tune + [self.path]))
-            return steps
-        if t == "xfs":
-            argv = ["mkfs.xfs", "-f", "-q"]
-            if u:
-                argv += ["-m", f"uuid={u}"]
-            if lab:
-                argv += ["-L", lab]
-            return [Step(argv + [self.path])]
-        if t == "btrfs":
-            argv = ["mkfs.btrfs", "-f", "-q"]
-            if u:
-                argv += ["-U", u]
-            if lab:
-                argv += ["-L", lab]
-            return [Step(argv + [self.path])]
-        if t == "vfat":
-            argv = ["mkfs.vfat"]
-            if u:
-                argv += ["-i", u.replace("-", "")]
-            if lab:
-                argv += ["-n", lab]
-            return [Step(argv + [self.path])]
-        if t == "swap":
-            argv = ["mkswap", "-f"]
-            if u:
-                argv += ["-U", u]
-            if lab:
-                argv += ["-L", lab]
-            return [Step(argv + [self.path])]
-        raise AmdrError(f"cannot create a {t} filesystem on {self.path} (not supported yet)")
-
-
-@dataclass
-class Mount(Action):
-    filesystem: str = ""  # id of the Format action's filesystem
-    path: str = ""
-    fstype: str = ""
-    mountpoint: str = ""  # as on the original system
-    target: str = ""  # where it is mounted now
-    type = "mount"
-
-    def steps(self):
-        return [Step(["mkdir", "-p", self.target]),
-                Step(["mount", "-t", self.fstype, self.path, self.target])]
+    def fingerprint(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]

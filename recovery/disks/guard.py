@@ -47,28 +47,43 @@ def system_disks(runner: Runner) -> set[str]:
     return disks
 
 
-def busy_reasons(runner: Runner, disk: str) -> list[str]:
-    """Mounted filesystems and active swap on the disk or its partitions."""
-    res = runner.run(["lsblk", "--json", "-p", "-o", "PATH,MOUNTPOINT", disk])
+def _swaps() -> set[str]:
+    with open("/proc/swaps") as f:
+        return {os.path.realpath(line.split()[0]) for line in f.readlines()[1:] if line.strip()}
+
+
+def busy_in_tree(node: dict, mounts=None, swaps=None) -> list[str]:
+    """Mounted filesystems and active swap on a device or anything on it (an
+    lsblk --json node with its children)."""
     paths = {}
 
     def walk(devs):
         for d in devs:
-            paths[os.path.realpath(d["path"])] = d.get("mountpoint")
+            mps = [m for m in (d.get("mountpoints") or [d.get("mountpoint")]) if m]
+            paths.setdefault(os.path.realpath(d["path"]), mps[0] if mps else None)
             walk(d.get("children") or [])
 
-    walk(json.loads(res.text).get("blockdevices", []))
+    walk([node])
+    mounts = _mounts() if mounts is None else mounts
+    swaps = _swaps() if swaps is None else swaps
+    mounted = {os.path.realpath(s): t for s, t in mounts if s.startswith("/dev/")}
     reasons = []
-    mounted = {os.path.realpath(s): t for s, t in _mounts() if s.startswith("/dev/")}
     for p, mp in paths.items():
         target = mp or mounted.get(p)
-        if target:
+        if target and target != "[SWAP]":
             reasons.append(f"{p} is mounted on {target}")
-    with open("/proc/swaps") as f:
-        for line in f.readlines()[1:]:
-            dev = os.path.realpath(line.split()[0])
-            if dev in paths:
-                reasons.append(f"{dev} is in use as swap")
+    for p in paths:
+        if p in swaps:
+            reasons.append(f"{p} is in use as swap")
+    return reasons
+
+
+def busy_reasons(runner: Runner, disk: str) -> list[str]:
+    """Mounted filesystems and active swap on the disk or its partitions."""
+    res = runner.run(["lsblk", "--json", "-p", "-o", "PATH,MOUNTPOINT", disk])
+    reasons = []
+    for node in json.loads(res.text).get("blockdevices", []):
+        reasons += busy_in_tree(node)
     return reasons
 
 
@@ -91,6 +106,9 @@ def check_disks(runner: Runner, disks: list[str]):
             continue
         problems += busy_reasons(runner, real)
     if problems:
+        if any(" is mounted on " in p for p in problems):
+            problems.append("(unmount first; if an earlier diskinit mounted them: "
+                            "amdr-recover umount --target DIR)")
         raise RefusedError("refusing to wipe, nothing was changed:\n  " + "\n  ".join(problems))
 
 

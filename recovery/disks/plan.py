@@ -1,110 +1,411 @@
 """layout.yaml + a disk mapping -> the ordered list of disk actions (pure).
 
-Nothing here reads the machine: the mapping and the new disks' sizes come in
-as arguments, so every plan can be rendered and checked in a unit test.
+Nothing here reads the machine: the mapping, the new disks (their sizes and
+what lsblk found on them) and the key files come in as arguments, so every
+plan can be rendered and checked in a unit test.  Every problem (an
+unmapped disk, a disk too small, a filesystem or stack that cannot be
+recreated) is collected and reported together, before anything runs.
+
+Order: preflight; wipe each mapped disk; its partition table; the stack in
+dependency order (MD arrays, LUKS containers, LVM volume groups, in
+whatever nesting the layout has); filesystems and swap; mounts, parents
+first.  Ids: wipe-DISK, ptable-DISK (or -ARRAY), md-ARRAY, luks-LUKS,
+open-LUKS, pv-DEVICE, vg-VG, format-FS, mount-FS (mount-FS-N for a further
+btrfs subvolume mount), where DISK, FS... are the layout's ids.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from essentials.errors import AmdrError
 from essentials.layout.schema import by_id
 
-from .actions import Action, Format, Mount, Partition, PartitionTable, WipeDisk
+from . import checks, vgcfg
+from .actions import Action
+from .fsactions import FS_TYPES, Format, Mount
+from .mapping import human
+from .preflight import Preflight, tools_of
+from .ptable import Partition, PartitionTable, partition_path, required_bytes
+from .sizing import Content, fit_disk
+from .stack import LuksFormat, LuksOpen, LvmPv, LvmVg, MdCreate, Passphrase
+from .wipe import WipeDisk, inventory
 
-GPT_BACKUP_SECTORS = 33
+__all__ = ["PlanError", "plan_disks", "partition_path", "required_bytes", "target_path",
+           "needed_disks"]
 
 
 class PlanError(AmdrError):
     """The layout cannot be reproduced on the disks given."""
 
 
-def partition_path(disk: str, number: int) -> str:
-    """Kernel naming: sda -> sda1, nvme0n1 / loop0 / mmcblk0 -> ...p1."""
-    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"
-
-
-def required_bytes(disk: dict) -> int:
-    pt = disk.get("ptable")
-    ss = disk.get("sector_size", 512)
-    if not pt or not pt["partitions"]:
-        return disk["size"]
-    end = max(p["start"] + p["size"] for p in pt["partitions"])
-    extra = GPT_BACKUP_SECTORS if pt["label"] == "gpt" else 0
-    return (end + extra) * ss
-
-
 def target_path(target: str, mountpoint: str) -> str:
     return os.path.normpath(os.path.join(target, mountpoint.lstrip("/")))
 
 
-def plan_disks(layout: dict, mapping: dict[str, str], sizes: dict[str, int],
-               target: str) -> list[Action]:
-    """mapping: original disk path -> new disk path; sizes: new path -> bytes."""
-    problems = []
-    seen: dict[str, str] = {}
-    for d in layout["disks"]:
-        new = mapping.get(d["path"])
-        if new is not None and new in seen:
-            problems.append(f"{seen[new]} and {d['path']} are both mapped to {new}; each "
-                            f"original disk needs a disk of its own")
-        elif new is not None:
-            seen[new] = d["path"]
-    for d in layout["disks"]:
-        new = mapping.get(d["path"])
-        if new is None:
-            problems.append(f"{d['path']} ({d['size']} bytes): no disk mapped to it; "
-                            f"give --map {d['path']}=NEWDISK")
-            continue
-        need, have = required_bytes(d), sizes.get(new)
-        if have is not None and have < need:
-            problems.append(f"{new} is too small for {d['path']}: the partitions need "
-                            f"{need} bytes, {new} has {have}")
-    for f in layout["filesystems"]:
-        if f["type"] not in ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "swap"):
-            problems.append(f"{f['device_path']}: filesystem type {f['type']} cannot be "
-                            f"recreated yet")
-    if problems:
-        raise PlanError("the layout cannot be recreated:\n  " + "\n  ".join(problems))
+def alias_disks(layout: dict) -> dict[str, str]:
+    """Further paths of a multipath map -> its first path: the same LUN, made once."""
+    out = {}
+    for m in layout.get("multipath") or []:
+        for p in (m.get("paths") or [])[1:]:
+            out[p] = (m.get("paths") or [None])[0]
+    return out
 
-    ids = by_id(layout)
-    new_path = {}  # layout id -> device path on the new disks
-    actions: list[Action] = []
-    tables = []
-    for d in layout["disks"]:
-        disk = mapping[d["path"]]
-        new_path[d["id"]] = disk
-        actions.append(WipeDisk(f"wipe-{d['id']}", device=disk))
-        pt = d.get("ptable")
-        if pt:
-            parts = []
-            for p in pt["partitions"]:
-                path = partition_path(disk, p["number"])
-                new_path[p["id"]] = path
-                parts.append(Partition(p["number"], path, p["start"], p["size"], p["type"],
-                                       p.get("uuid"), p.get("name"), p.get("attrs"),
-                                       p.get("bootable")))
-            tables.append(PartitionTable(f"ptable-{d['id']}", device=disk, disk=d["id"],
-                                         label=pt["label"], label_id=pt.get("id"),
-                                         partitions=parts))
-    actions += tables
-    formats, mounts = [], []
+
+def needed_disks(layout: dict) -> list[dict]:
+    """The disks that carry something to recreate (a table, a filesystem, a
+    stack member); an empty disk or a second path of a multipath map needs
+    no disk of its own."""
+    used = {f["device"] for f in layout["filesystems"]}
+    aliases = alias_disks(layout)
+    return [d for d in layout["disks"]
+            if d["id"] not in aliases and (d.get("ptable") or d["id"] in used)]
+
+
+def _contents(layout: dict) -> dict[str, Content]:
+    out = {}
     for f in layout["filesystems"]:
-        assert f["device"] in ids
-        path = new_path[f["device"]]
-        params = dict(f.get("params") or {})
-        params.pop("features", None)  # recreated by mkfs defaults for now
-        formats.append(Format(f"format-{f['id']}", device=f["device"], path=path,
-                              fstype=f["type"], uuid=f.get("uuid"), label=f.get("label"),
-                              params=params))
-        if f.get("mountpoint") and f["type"] != "swap":
-            mounts.append(Mount(f"mount-{f['id']}", filesystem=f["id"], path=path,
-                                fstype=f["type"], mountpoint=f["mountpoint"],
-                                target=target_path(target, f["mountpoint"])))
-    actions += formats
-    # parents before children: / before /srv before /srv/www
-    mounts.sort(key=lambda m: (m.mountpoint.rstrip("/").count("/") if m.mountpoint != "/" else 0,
-                               m.mountpoint))
-    actions += mounts
-    return actions
+        what = f["type"] + (f" on {f['mountpoint']}" if f.get("mountpoint") else "")
+        if f["type"] == "crypto_LUKS":
+            what = "a LUKS container"
+        out[f["device"]] = Content(f["type"], f.get("used"), what)
+    return out
+
+
+class _Planner:
+    def __init__(self, layout, mapping, sizes, target, present, files, read, luks_keys,
+                 passphrase, workdir, reasons, unmatched):
+        self.layout, self.mapping, self.target = layout, mapping, target
+        self.sizes, self.present = sizes or {}, present or {}
+        self.files = files or (lambda rel: rel)
+        self.read = read
+        self.luks_keys = luks_keys or {}
+        self.passphrase = passphrase
+        self.workdir = workdir or f"{target.rstrip('/')}.amdr"
+        self.reasons, self.unmatched = reasons or {}, unmatched or {}
+        self.ids = by_id(layout)
+        self.problems: list[str] = []
+        self.paths: dict[str, str] = {}  # layout id -> device path now
+        self.scale: dict[str, float] = {}  # layout id -> new size / old size
+        self.actions: list[Action] = []
+        self.unplaced: set[str] = set()  # ids on disks that could not be placed
+
+    # -- checks ------------------------------------------------------------------
+    def check_mapping(self, disks):
+        seen: dict[str, str] = {}
+        for d in disks:
+            new = self.mapping.get(d["path"])
+            if new is None:
+                why = self.unmatched.get(d["path"])
+                self.problems.append(f"{d['path']} ({d['size']} bytes, {human(d['size'])}): "
+                                     f"no disk mapped to it; give --map {d['path']}=NEWDISK"
+                                     + (f" ({why})" if why else ""))
+            elif new in seen:
+                self.problems.append(f"{seen[new]} and {d['path']} are both mapped to {new}; "
+                                     f"each original disk needs a disk of its own")
+            else:
+                seen[new] = d["path"]
+
+    def new_size(self, new: str) -> tuple[int | None, int | None]:
+        node = self.present.get(new) or {}
+        size = self.sizes.get(new, node.get("size"))
+        ss = node.get("log-sec")
+        return (int(size) if size is not None else None), (int(ss) if ss else None)
+
+    # -- disks -------------------------------------------------------------------
+    def disks(self, disks, contents):
+        tables = []
+        for d in disks:
+            new = self.mapping.get(d["path"])
+            fit = None
+            if new is not None and new not in [a.device for a in self.actions
+                                               if a.type == "wipe"]:
+                size, ss = self.new_size(new)
+                fit = fit_disk(d, new, size, ss, contents)
+                if fit.problem:
+                    self.problems.append(fit.problem)
+            if fit is None or fit.problem:
+                self.unplaced.add(d["id"])
+                self.unplaced |= {p["id"] for p in (d.get("ptable") or {}).get("partitions", [])}
+                continue
+            for i, (old, now) in fit.resized.items():
+                self.scale[i] = now / old
+            self.paths[d["id"]] = new
+            holders, old_parts = inventory(self.present.get(new))
+            self.actions.append(WipeDisk(
+                f"wipe-{d['id']}", device=new, disk=d["id"], matched=self.reasons.get(d["path"]),
+                holders=holders, old_partitions=old_parts,
+                disk_fstype=(self.present.get(new) or {}).get("fstype")))
+            pt = d.get("ptable")
+            if pt:
+                tables.append(self.table(f"ptable-{d['id']}", new, d["id"], pt, fit))
+        self.actions += tables
+
+    def table(self, aid, device, owner, pt, fit=None) -> PartitionTable:
+        parts = []
+        for p in (fit.partitions if fit else pt.get("partitions") or []):
+            path = partition_path(device, p["number"])
+            self.paths[p["id"]] = path
+            parts.append(Partition(p["number"], path, p["start"], p["size"], p["type"],
+                                   p.get("uuid"), p.get("name"), p.get("attrs"),
+                                   p.get("bootable"), p.get("kind")))
+        return PartitionTable(aid, device=device, disk=owner, label=pt["label"],
+                              label_id=pt.get("id"),
+                              first_lba=fit.first_lba if fit else pt.get("first_lba"),
+                              last_lba=fit.last_lba if fit else pt.get("last_lba"),
+                              partitions=parts, notes=list(fit.notes) if fit else [])
+
+    # -- the stack ------------------------------------------------------------------
+    def stack(self):
+        pending = ([("md", a) for a in self.layout.get("md") or []]
+                   + [("luks", c) for c in self.layout.get("luks") or []]
+                   + [("vg", v) for v in self.layout.get("lvm") or []])
+        progress = True
+        while pending and progress:
+            progress = False
+            for item in list(pending):
+                kind, entry = item
+                deps = self.deps(kind, entry)
+                if all(dep in self.paths for dep in deps):
+                    getattr(self, kind)(entry)
+                    pending.remove(item)
+                    progress = True
+        # a dependency on a disk that could not be placed (unmapped, too small) or
+        # on another item left out is explained by that problem already
+        explained = set(self.unplaced) | {None}  # None: not collected (checks said so)
+        for kind, entry in pending:
+            explained.add(entry["id"])
+            explained |= {lv["id"] for lv in entry.get("logical_volumes") or []}
+            explained |= {p["id"] for p in (entry.get("ptable") or {}).get("partitions", [])}
+        for kind, entry in pending:
+            missing = [dep for dep in self.deps(kind, entry) if dep not in self.paths]
+            if all(dep in explained for dep in missing):
+                continue
+            name = entry.get("path") or entry.get("device_path") or entry.get("name")
+            self.problems.append(f"{name}: it sits on {', '.join(missing)}, which this plan "
+                                 f"does not make")
+
+    @staticmethod
+    def deps(kind, entry) -> list[str]:
+        if kind == "md":
+            return [m["device"] for m in entry["members"] if m.get("device")]
+        if kind == "luks":
+            return [entry.get("device")]
+        return [pv.get("device") for pv in entry["physical_volumes"]]
+
+    def md(self, a):
+        slots: list[str] = ["missing"] * int(a.get("raid_devices") or 0)
+        spares, notes, ids = [], [], []
+        for m in a["members"]:
+            dev, role = m.get("device"), m.get("role")
+            if dev:
+                ids.append(dev)
+            if isinstance(role, int) and 0 <= role < len(slots):
+                if dev:
+                    slots[role] = self.paths[dev]
+            elif role == "spare" and dev:
+                spares.append(self.paths[dev])
+        for i, s in enumerate(slots):
+            if s == "missing":
+                notes.append(f"slot {i} had no working member on the original system: the "
+                             f"array is created degraded (add a disk with mdadm --add later)")
+        scales = [self.scale.get(i, 1.0) for i in ids]
+        if scales and min(scales) != 1.0:
+            self.scale[a["id"]] = min(scales)
+        self.actions.append(MdCreate(
+            f"md-{a['id']}", path=a["path"], array=a["id"], level=a["level"],
+            metadata=a.get("metadata"), uuid=a.get("uuid"), name=a.get("name"),
+            chunk_size=a.get("chunk_size"), layout=a.get("layout"), bitmap=a.get("bitmap"),
+            raid_devices=len(slots), members=slots, spares=spares, member_ids=ids,
+            notes=notes))
+        self.paths[a["id"]] = a["path"]
+        if a.get("ptable"):
+            self.actions.append(self.table(f"ptable-{a['id']}", a["path"], a["id"], a["ptable"]))
+
+    def luks_name(self, c) -> str:
+        if c.get("name"):
+            return c["name"]
+        for e in self.layout.get("crypttab") or []:
+            if e.get("luks") == c["id"]:
+                return e["name"]
+        return f"luks-{c['uuid']}"
+
+    def luks(self, c):
+        key = (self.luks_keys.get(c["id"]) or self.luks_keys.get(c.get("name") or "")
+               or self.luks_keys.get("*"))
+        if not key and self.passphrase is None:
+            self.problems.append(f"{c['device_path']}: LUKS container with no key file and no "
+                                 f"passphrase to give it")
+        dev = self.paths[c["device"]]
+        fmt = LuksFormat(f"luks-{c['id']}", device=c["device"], path=dev, luks=c["id"],
+                         version=c.get("version") or 2, uuid=c.get("uuid"),
+                         label=c.get("label"), subsystem=c.get("subsystem"),
+                         cipher=c.get("cipher"), key_size=c.get("key_size"),
+                         hash=c.get("hash"), pbkdf=c.get("pbkdf"),
+                         sector_size=c.get("sector_size"), data_offset=c.get("data_offset"),
+                         key_file=key, passphrase=None if key else self.passphrase)
+        name = self.luks_name(c)
+        opened = LuksOpen(f"open-{c['id']}", luks=c["id"], path=dev, name=name, key_file=key,
+                          passphrase=None if key else self.passphrase)
+        self.actions += [fmt, opened]
+        self.paths[c["id"]] = opened.mapper
+        if c["device"] in self.scale:
+            self.scale[c["id"]] = self.scale[c["device"]]
+
+    def vg(self, vg):
+        rf = self.files(vg["vgcfgbackup"])
+        pvs, grown = [], []
+        for pv in vg["physical_volumes"]:
+            path = self.paths[pv["device"]]
+            self.actions.append(LvmPv(f"pv-{pv['device']}", device=pv["device"], path=path,
+                                      vg=vg["id"], uuid=pv["uuid"], restorefile=rf))
+            pvs.append(pv["device"])
+            if self.scale.get(pv["device"], 1.0) > 1.0:
+                grown.append(path)
+        lvs, thin, notes, pools = [], False, [], []
+        used = {f["device"] for f in self.layout["filesystems"]} | {
+            c.get("device") for c in self.layout.get("luks") or []}
+        for lv in vg["logical_volumes"]:
+            thin = thin or lv.get("segtype") in ("thin-pool", "thin")
+            if lv.get("hidden"):
+                continue
+            path = f"/dev/{vg['name']}/{lv['name']}"
+            self.paths[lv["id"]] = path
+            if lv["id"] in used:
+                lvs.append(path)
+        if thin:
+            pools = self.thin_pools(vg)
+        if grown:
+            notes.append(f"{', '.join(grown)} grew: the volume group gains the room as free "
+                         f"extents (lvextend what should use it)")
+        self.actions.append(LvmVg(f"vg-{vg['id']}", vg=vg["id"], name=vg["name"],
+                                  restorefile=rf, pvs=pvs, grown=grown, thin=thin,
+                                  thin_pools=pools, lvs=lvs, notes=notes))
+
+    def thin_pools(self, vg) -> list[dict]:
+        try:
+            if self.read is None:
+                raise ValueError("the planner was given no way to read it")
+            pools = vgcfg.thin_pools(self.read(vg["vgcfgbackup"]), vg["name"])
+        except (OSError, ValueError, KeyError, IndexError, AmdrError) as e:
+            self.problems.append(f"volume group {vg['name']}: its thin pools cannot be read "
+                                 f"from {vg['vgcfgbackup']}: {e}")
+            return []
+        need = max((p["metadata_bytes"] for p in pools), default=0)
+        if vg.get("free") is not None and need > vg["free"]:
+            self.problems.append(
+                f"volume group {vg['name']}: remaking a thin pool's metadata needs "
+                f"{human(need)} free in the volume group for a moment, it has "
+                f"{human(vg['free'])}")
+        for p in pools:
+            p["xml"] = vgcfg.thin_xml(p)
+            p["xml_path"] = os.path.join(self.workdir, f"thin-{vg['name']}-{p['name']}.xml")
+        return pools
+
+    # -- filesystems and mounts --------------------------------------------------------
+    def orphan_pvs(self, pv_devices):
+        for f in self.layout["filesystems"]:
+            if f["type"] == "LVM2_member" and f["device"] not in pv_devices:
+                if f["device"] in self.paths:
+                    self.actions.append(LvmPv(f"pv-{f['device']}", device=f["device"],
+                                              path=self.paths[f["device"]], uuid=f["uuid"]))
+
+    def formats(self):
+        for f in self.layout["filesystems"]:
+            if f["type"] not in FS_TYPES or f["device"] not in self.paths:
+                continue
+            notes = []
+            ro = [s["path"] for s in f.get("subvolumes") or [] if s.get("readonly")]
+            if ro:
+                notes.append(f"read-only subvolumes are made writable, for the restore to "
+                             f"fill them: {', '.join(ro)}")
+            if f["type"] == "btrfs" and f.get("subvolumes") is None:
+                notes.append("its subvolumes are unknown (it was not mounted when collected)")
+            self.actions.append(Format(
+                f"format-{f['id']}", device=f["device"], path=self.paths[f["device"]],
+                fstype=f["type"], uuid=f.get("uuid"), label=f.get("label"),
+                params=dict(f.get("params") or {}), scale=self.scale.get(f["device"], 1.0),
+                subvolumes=list(f.get("subvolumes") or []) if f["type"] == "btrfs" else [],
+                default_subvolume=f.get("default_subvolume") if f["type"] == "btrfs" else None,
+                workdir=os.path.join(self.workdir, f"mnt-{f['id']}"), notes=notes))
+
+    def fstab_mountpoint(self, fid) -> str | None:
+        for e in self.layout.get("fstab") or []:
+            if e.get("filesystem") == fid and str(e.get("file", "")).startswith("/"):
+                return e["file"]
+        return None
+
+    def mounts(self):
+        mounts = []
+        for f in self.layout["filesystems"]:
+            if f["type"] not in FS_TYPES or f["type"] == "swap" or f["device"] not in self.paths:
+                continue
+            wanted = []  # (mountpoint, options)
+            for m in f.get("mounts") or []:
+                root = m.get("fsroot") or "/"
+                if root == "/":
+                    wanted.append((m["mountpoint"], None))
+                elif f["type"] == "btrfs":
+                    wanted.append((m["mountpoint"], f"subvol={root.strip('/')}"))
+            if not wanted:
+                mp = f.get("mountpoint") or self.fstab_mountpoint(f["id"])
+                if mp:
+                    wanted.append((mp, None))
+            seen = set()
+            for n, (mp, opts) in enumerate(wanted):
+                if mp in seen:
+                    continue
+                seen.add(mp)
+                mounts.append(Mount(f"mount-{f['id']}" + (f"-{n}" if n else ""),
+                                    filesystem=f["id"], path=self.paths[f["device"]],
+                                    fstype=f["type"], mountpoint=mp, options=opts,
+                                    target=target_path(self.target, mp)))
+        # parents before children: / before /srv before /srv/www
+        mounts.sort(key=lambda m: (m.mountpoint.rstrip("/").count("/")
+                                   if m.mountpoint != "/" else 0, m.mountpoint))
+        self.actions += mounts
+
+    def plan(self) -> list[Action]:
+        disks = needed_disks(self.layout)
+        self.problems += checks.problems(self.layout)
+        self.check_mapping(disks)
+        self.disks(disks, _contents(self.layout))
+        self.stack()
+        if self.problems:
+            raise PlanError("the layout cannot be recreated, nothing was changed:\n  "
+                            + "\n  ".join(self.problems))
+        self.orphan_pvs({pv["device"] for vg in self.layout.get("lvm") or []
+                         for pv in vg["physical_volumes"]})
+        self.formats()
+        self.mounts()
+        pre = Preflight("preflight", tools=tools_of(self.actions),
+                        passphrase_for=[a.luks for a in self.actions
+                                        if isinstance(a, LuksFormat) and not a.key_file],
+                        unique_uuids=[a.uuid for a in self.actions if isinstance(a, Format)
+                                      and a.fstype == "btrfs" and a.uuid],
+                        wiped=[p for a in self.actions if isinstance(a, WipeDisk)
+                               for p in [a.device] + [h["path"] for h in a.holders]])
+        pre.passphrase = self.passphrase
+        return [pre] + self.actions
+
+
+def plan_disks(layout: dict, mapping: dict[str, str], sizes: dict[str, int | None] | None,
+               target: str, *, present: dict[str, dict] | None = None,
+               files: Callable[[str], str] | None = None,
+               read: Callable[[str], str] | None = None,
+               luks_keys: dict[str, str] | None = None, passphrase: Passphrase | None = None,
+               workdir: str | None = None, reasons: dict[str, str] | None = None,
+               unmatched: dict[str, str] | None = None) -> list[Action]:
+    """mapping: original disk path -> new disk path; sizes: new path -> bytes
+    (else from present, else assumed the original size); present: new path ->
+    its `lsblk --json -b -O` node (what is on it now, its sector size);
+    files: bundle-relative path (the vgcfgbackup) -> the file vgcfgrestore reads;
+    read: bundle-relative path -> its text (thin pools are read from the
+    vgcfgbackup);
+    luks_keys: LUKS id, mapping name or "*" -> key file; passphrase: asked when
+    applying for containers without a key file; workdir: scratch mounts (the
+    journal's directory, beside the target); reasons/unmatched: why each disk
+    was or was not matched, shown in the plan and in errors."""
+    return _Planner(layout, mapping, sizes, target, present, files, read, luks_keys,
+                    passphrase, workdir, reasons, unmatched).plan()

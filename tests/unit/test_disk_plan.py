@@ -1,10 +1,18 @@
-"""Disk plans: layout + mapping -> actions; render() compared with expected commands."""
+"""Disk plans: layout + mapping -> actions; render() compared with expected commands.
+
+The basics on a small GPT layout: order, ids, partition naming, sizes,
+refusals, dry runs.  The realistic stacks are in test_disk_plan_stacks.py,
+sizing in test_disk_plan_sizing.py, the journal in test_disk_plan_journal.py.
+"""
 
 import pytest
 
 from essentials.runner import Runner
-from recovery.disks.actions import Format, Mount, PartitionTable, WipeDisk
+from recovery.disks.fsactions import Format, Mount
 from recovery.disks.plan import PlanError, partition_path, plan_disks, required_bytes
+from recovery.disks.preflight import Preflight
+from recovery.disks.ptable import PartitionTable
+from recovery.disks.wipe import WipeDisk
 
 GIB = 1024 ** 3
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -64,8 +72,15 @@ def rendered(actions):
     return [argv for a in actions for argv in a.render()]
 
 
+def plan(layout, mapping, sizes=None, target="/t", **kw):
+    """The plan without its preflight (checked in test_preflight_lists_tools)."""
+    actions = plan_disks(layout, mapping, sizes or {}, target, **kw)
+    assert isinstance(actions[0], Preflight)
+    return actions[1:]
+
+
 def test_efi_gpt_full_plan():
-    actions = plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": 20 * GIB}, "/target")
+    actions = plan(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": 20 * GIB}, "/target")
     assert [a.id for a in actions] == [
         "wipe-disk0", "ptable-disk0", "format-fs0", "format-fs1", "format-fs2",
         "mount-fs1", "mount-fs0"]
@@ -97,7 +112,7 @@ def test_efi_gpt_full_plan():
     ("/dev/mmcblk0", "/dev/mmcblk0p1", "/dev/mmcblk0p3"),
 ])
 def test_partition_names_on_new_disk(disk, first, third):
-    actions = plan_disks(efi_layout(), {"/dev/sda": disk}, {}, "/t")
+    actions = plan(efi_layout(), {"/dev/sda": disk})
     pt = actions[1]
     assert [p.path for p in pt.partitions] == [first, first[:-1] + "2", third]
     lines = pt.script().splitlines()
@@ -115,7 +130,7 @@ def test_partition_path():
 def test_original_nvme_disk_maps_to_plain_names():
     layout = efi_layout("/dev/nvme0n1p")  # partitions /dev/nvme0n1p1..
     layout["disks"][0]["path"] = "/dev/nvme0n1"
-    actions = plan_disks(layout, {"/dev/nvme0n1": "/dev/vdb"}, {}, "/target")
+    actions = plan(layout, {"/dev/nvme0n1": "/dev/vdb"})
     assert actions[1].script() == EFI_SCRIPT
 
 
@@ -136,7 +151,7 @@ def dos_layout():
 
 
 def test_dos_script():
-    actions = plan_disks(dos_layout(), {"/dev/sda": "/dev/sdb"}, {"/dev/sdb": 8 * GIB}, "/t")
+    actions = plan(dos_layout(), {"/dev/sda": "/dev/sdb"}, {"/dev/sdb": 8 * GIB})
     script = actions[1].script()
     assert script == (
         "label: dos\n"
@@ -168,7 +183,7 @@ def test_nested_mounts_parents_first():
               "disks": [{"id": "disk0", "path": "/dev/sda", "size": GIB,
                          "ptable": {"label": "gpt", "id": None, "partitions": parts}}],
               "filesystems": fss}
-    actions = plan_disks(layout, {"/dev/sda": "/dev/sda"}, {}, "/target")
+    actions = plan(layout, {"/dev/sda": "/dev/sda"}, {}, "/target")
     mounts = [a for a in actions if isinstance(a, Mount)]
     assert [m.mountpoint for m in mounts] == ["/", "/home", "/var", "/var/lib/db"]
     assert [m.target for m in mounts] == ["/target", "/target/home", "/target/var",
@@ -191,16 +206,37 @@ def test_disk_too_small():
 
 def test_exactly_big_enough():
     need = (17827840 + 2097152 + 33) * 512
-    plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need}, "/t")
-    with pytest.raises(PlanError):
-        plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need - 512}, "/t")
+    actions = plan(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need})
+    assert actions[1].partitions[2].size == 2097152 and actions[1].notes == []
+
+
+def test_one_sector_short_shrinks_the_swap_at_the_end():
+    need = (17827840 + 2097152 + 33) * 512
+    actions = plan(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need - 512})
+    # the end is aligned down to 1 MiB: the swap gives up 2048 sectors
+    assert actions[1].partitions[2].size == 2097152 - 2048
+    assert actions[1].notes == ["/dev/sda3 (swap) shrinks from 1.0 GiB to 1023.0 MiB: "
+                                "/dev/vdb is smaller, and the swap is remade at that size"]
+
+
+def test_one_sector_short_refused_when_the_last_partition_cannot_shrink():
+    layout = efi_layout()
+    layout["filesystems"][2].update(type="ext4", mountpoint="/srv")
+    need = (17827840 + 2097152 + 33) * 512
+    with pytest.raises(PlanError) as e:
+        plan(layout, {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need - 512})
+    assert (f"/dev/vdb is too small for /dev/sda: the partitions need {need} bytes"
+            in str(e.value))
+    assert ("the last partition /dev/sda3 would have to shrink to 1023.0 MiB, but the layout "
+            "does not say how much of it (ext4 on /srv) is used (filesystems[].used)"
+            in str(e.value))
 
 
 def test_unmapped_disk():
     with pytest.raises(PlanError) as e:
         plan_disks(efi_layout(), {"/dev/sdx": "/dev/vdb"}, {}, "/t")
     msg = str(e.value)
-    assert f"/dev/sda ({20 * GIB} bytes): no disk mapped to it" in msg
+    assert f"/dev/sda ({20 * GIB} bytes, 20.0 GiB): no disk mapped to it" in msg
     assert "--map /dev/sda=NEWDISK" in msg
 
 
@@ -214,11 +250,18 @@ def test_unsupported_filesystem():
 
 def test_all_problems_reported_together():
     layout = efi_layout()
-    layout["filesystems"][0]["type"] = "LVM2_member"
+    layout["filesystems"][0]["type"] = "linux_raid_member"
+    layout["filesystems"][1]["type"] = "zfs_member"
     with pytest.raises(PlanError) as e:
         plan_disks(layout, {}, {}, "/t")
     msg = str(e.value)
-    assert "--map /dev/sda=NEWDISK" in msg and "/dev/sda1: filesystem type LVM2_member" in msg
+    assert msg.splitlines() == [
+        "the layout cannot be recreated, nothing was changed:",
+        "  /dev/sda1: an MD RAID member of an array that was not assembled when the layout "
+        "was collected (no mdadm --detail): cannot recreate it",
+        "  /dev/sda2: filesystem type zfs_member cannot be recreated yet",
+        f"  /dev/sda ({20 * GIB} bytes, 20.0 GiB): no disk mapped to it; give --map "
+        f"/dev/sda=NEWDISK"]
 
 
 def test_two_disks_on_one_new_disk_refused():
@@ -258,18 +301,28 @@ def test_ext4_params_and_tune2fs():
     ]
 
 
-def test_features_not_passed_to_mkfs():
+def test_features_passed_to_mkfs_exactly():
     layout = efi_layout()
-    layout["filesystems"][1]["params"] = {"block_size": 4096, "features": ["has_journal"]}
-    actions = plan_disks(layout, {"/dev/sda": "/dev/vdb"}, {}, "/t")
+    layout["filesystems"][1]["params"] = {"block_size": 4096,
+                                          "features": ["has_journal", "needs_recovery"]}
+    actions = plan(layout, {"/dev/sda": "/dev/vdb"})
+    # none first: this mke2fs.conf's defaults do not creep in; transient states left out
     assert actions[3].render() == [["mkfs.ext4", "-F", "-q", "-U", ROOT_UUID, "-L", "root",
-                                    "-b", "4096", "/dev/vdb2"]]
+                                    "-O", "none,has_journal", "-b", "4096", "/dev/vdb2"]]
     assert layout["filesystems"][1]["params"] == {"block_size": 4096,
-                                                  "features": ["has_journal"]}
+                                                  "features": ["has_journal", "needs_recovery"]}
+
+
+def test_preflight_lists_tools():
+    actions = plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/t")
+    assert actions[0].id == "preflight" and actions[0].type == "preflight"
+    assert actions[0].tools == ["wipefs", "sfdisk", "partx", "mkfs.vfat", "mkfs.ext4",
+                                "mkswap", "mkdir", "mount"]
+    assert actions[0].render() == [] and not actions[0].journaled
 
 
 def test_dry_run_records_rendered_argv():
-    actions = plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/target")
+    actions = plan(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/target")
     runner = Runner(dry_run=True)
     wipe, table, fmt_vfat = actions[0], actions[1], actions[2]
     wipe.apply(runner)
@@ -287,6 +340,7 @@ def test_dry_run_records_rendered_argv():
 
 def test_dry_run_whole_plan():
     actions = plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/nonexistent/target")
+    assert actions[0].render() == []
     runner = Runner(dry_run=True)
     for a in actions:
         a.apply(runner)
@@ -295,10 +349,11 @@ def test_dry_run_whole_plan():
 
 
 def test_to_dict():
-    actions = plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/target")
+    actions = plan(efi_layout(), {"/dev/sda": "/dev/vdb"}, {}, "/target",
+                   reasons={"/dev/sda": "--map"})
     d = actions[0].to_dict()
-    assert d == {"id": "wipe-disk0", "type": "wipe", "device": "/dev/vdb",
-                 "commands": ["wipefs --all --force /dev/vdb"]}
+    assert d == {"id": "wipe-disk0", "type": "wipe", "device": "/dev/vdb", "disk": "disk0",
+                 "matched": "--map", "commands": ["wipefs --all --force /dev/vdb"]}
     t = actions[1].to_dict()
     assert (t["id"], t["type"], t["device"], t["disk"], t["label"]) == (
         "ptable-disk0", "partition_table", "/dev/vdb", "disk0", "gpt")

@@ -1,0 +1,95 @@
+"""The first action of every plan: everything checked before the first wipe.
+
+Every tool the plan will run must be installed (blivet's `availability`:
+declared up front, checked before starting), a btrfs UUID must not be on a
+disk that stays (mkfs.btrfs refuses a UUID it sees elsewhere: the original
+disk, still attached beside its replacement), and a LUKS passphrase that is
+to be typed is asked now, not after the disks were already wiped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from essentials.errors import AmdrError
+from essentials.runner import Runner
+
+from .actions import Action
+
+PACKAGES = {
+    "sfdisk": "fdisk", "partx": "util-linux", "wipefs": "util-linux", "mkswap": "util-linux",
+    "blkid": "util-linux", "mount": "mount", "umount": "mount", "mkdir": "coreutils",
+    "mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
+    "tune2fs": "e2fsprogs", "mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs",
+    "btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools", "mdadm": "mdadm",
+    "cryptsetup": "cryptsetup-bin", "dmsetup": "dmsetup", "pvcreate": "lvm2",
+    "pvremove": "lvm2", "pvresize": "lvm2", "vgcfgrestore": "lvm2", "vgchange": "lvm2",
+    "lvcreate": "lvm2", "lvchange": "lvm2", "lvconvert": "lvm2",
+    "lvremove": "lvm2", "thin_restore": "thin-provisioning-tools", "losetup": "mount",
+}
+
+
+def tools_of(actions) -> list[str]:
+    out = []
+    for a in actions:
+        for s in a.steps():
+            if s.argv[0] not in out:
+                out.append(s.argv[0])
+        for s in a.resume_steps():
+            if s.argv[0] not in out:
+                out.append(s.argv[0])
+    return out
+
+
+def have(tool: str) -> bool:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+    return shutil.which(tool, path=path) is not None
+
+
+@dataclass
+class Preflight(Action):
+    tools: list[str] = field(default_factory=list)
+    passphrase_for: list[str] = field(default_factory=list)  # LUKS ids needing one
+    unique_uuids: list[str] = field(default_factory=list)  # btrfs: must not be elsewhere
+    wiped: list[str] = field(default_factory=list)  # the disks the plan wipes
+    type = "preflight"
+    journaled = False
+    passphrase = None  # stack.Passphrase, asked here when set
+
+    def steps(self):
+        return []
+
+    def execute(self, runner: Runner):
+        missing = [t for t in self.tools if not have(t)]
+        if missing:
+            pkgs = sorted({PACKAGES.get(t, "?") for t in missing})
+            raise AmdrError(f"nothing was changed: the plan needs {', '.join(missing)}, which "
+                            f"this system does not have (Debian packages: {', '.join(pkgs)})")
+        clashes = [] if runner.dry_run else self.clashes(runner)
+        if clashes:
+            raise AmdrError("nothing was changed: " + "; ".join(clashes))
+        if self.passphrase is not None and self.passphrase_for and not runner.dry_run:
+            self.passphrase()
+
+    def on_wiped_disk(self, dev: str) -> bool:
+        real = os.path.realpath(dev)
+        for d in self.wiped:
+            d = os.path.realpath(d)
+            rest = real[len(d):]
+            if real == d or (real.startswith(d) and rest.lstrip("p").isdigit()):
+                return True
+        return False
+
+    def clashes(self, runner: Runner) -> list[str]:
+        out = []
+        for uuid in self.unique_uuids:
+            res = runner.run(["blkid", "-c", "/dev/null", "-o", "device", "-t", f"UUID={uuid}"],
+                             check=False)
+            for dev in res.text.split():
+                if not self.on_wiped_disk(dev):
+                    out.append(f"{dev} carries the btrfs UUID {uuid} the plan recreates, and "
+                               f"mkfs.btrfs refuses a UUID it finds on another device: detach "
+                               f"that disk or wipe it (wipefs -a {dev})")
+        return out

@@ -1,0 +1,190 @@
+"""The diskinit journal: an interrupted run continues instead of formatting again."""
+
+import json
+
+import pytest
+
+from essentials.errors import CommandError
+from essentials.runner import Result, Runner
+from recovery.disks import journal as journal_mod
+from recovery.disks import ptable
+from recovery.disks.journal import Journal, attach
+from recovery.disks.plan import plan_disks
+
+from .test_disk_plan import ROOT_UUID, SWAP_UUID, efi_layout
+
+
+class Machine(Runner):
+    """Records what runs; blkid answers with what mkfs last made; can fail on cue."""
+
+    def __init__(self, fail_on=None):
+        super().__init__(dry_run=False)
+        self.calls: list[str] = []
+        self.fail_on = fail_on
+        self.uuids: dict[str, str] = {}
+
+    def run(self, argv, **kw):
+        line = " ".join(argv)
+        if self.fail_on and self.fail_on in line:
+            raise CommandError(line, 1, "interrupted", kw.get("what"))
+        if argv[0] == "blkid":
+            return Result(argv, 0, self.uuids.get(argv[-1], "").encode())
+        self.calls.append(line)
+        if argv[0] == "mkfs.vfat":  # blkid shows the volume id as 1A2B-3C4D
+            vid = argv[argv.index("-i") + 1]
+            self.uuids[argv[-1]] = f"{vid[:4]}-{vid[4:]}"
+        elif argv[0].startswith("mkfs") or argv[0] == "mkswap":
+            self.uuids[argv[-1]] = argv[argv.index("-U") + 1] if "-U" in argv else ""
+        return Result(argv, 0)
+
+
+@pytest.fixture(autouse=True)
+def no_device_nodes(monkeypatch):
+    monkeypatch.setattr(ptable.devnodes, "wait_for", lambda paths, timeout=10: [])
+
+
+def make_plan(tmp_path, layout=None, new="/dev/vdb"):
+    actions = plan_disks(layout or efi_layout(), {"/dev/sda": new}, {}, str(tmp_path / "t"))
+    j = attach(actions, tmp_path / "t.amdr" / "diskinit.journal")
+    return actions, j
+
+
+def apply_all(actions, runner):
+    for a in actions:
+        a.apply(runner)
+
+
+def lines(path):
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def test_completed_actions_are_journaled_with_their_fingerprint(tmp_path):
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    got = lines(j.path)
+    assert got[0] == {"version": 1, "plan": journal_mod.plan_id(actions)}
+    # preflight and mounts are not journaled: they run again on every run
+    assert [(e["id"], e["hash"]) for e in got[1:]] == [
+        (a.id, a.fingerprint()) for a in actions
+        if a.id not in ("preflight", "mount-fs1", "mount-fs0")]
+    assert j.completed == ["wipe-disk0", "ptable-disk0", "format-fs0", "format-fs1",
+                           "format-fs2"]
+
+
+def test_interrupted_run_continues_where_it_stopped(tmp_path):
+    actions, j = make_plan(tmp_path)
+    first = Machine(fail_on=f"-U {ROOT_UUID}")  # the root mkfs is interrupted
+    with pytest.raises(CommandError):
+        apply_all(actions, first)
+    assert j.completed == ["wipe-disk0", "ptable-disk0", "format-fs0"]
+    assert any(c.startswith("mkfs.vfat") for c in first.calls)
+
+    # a new process: the same plan made again, a fresh journal object
+    actions, j = make_plan(tmp_path)
+    second = Machine()
+    second.uuids = dict(first.uuids)  # the disk still holds what the first run made
+    apply_all(actions, second)
+    assert second.calls == [
+        "partx -u /dev/vdb",  # the skipped table's partitions are made known again
+        f"mkfs.ext4 -F -q -U {ROOT_UUID} -L root /dev/vdb2",
+        f"mkswap -f -U {SWAP_UUID} /dev/vdb3",
+        f"mkdir -p {tmp_path}/t", f"mount -t ext4 /dev/vdb2 {tmp_path}/t",
+        f"mkdir -p {tmp_path}/t/boot/efi", f"mount -t vfat /dev/vdb1 {tmp_path}/t/boot/efi"]
+    assert not any(c.startswith(("wipefs", "sfdisk", "mkfs.vfat")) for c in second.calls)
+    assert j.completed == ["wipe-disk0", "ptable-disk0", "format-fs0", "format-fs1",
+                           "format-fs2"]
+
+    # and a third run has nothing left to make
+    actions, j = make_plan(tmp_path)
+    third = Machine()
+    third.uuids = dict(second.uuids)
+    apply_all(actions, third)
+    assert [c for c in third.calls if not c.startswith(("mkdir", "mount"))] == [
+        "partx -u /dev/vdb"]
+
+
+def test_a_changed_action_runs_again_and_so_does_everything_after_it(tmp_path):
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    # the person edits nothing, but the plan changed: the vfat label differs
+    layout = efi_layout()
+    layout["filesystems"][0]["label"] = "ESP"
+    actions, j = make_plan(tmp_path, layout)
+    again = Machine()
+    again.uuids = dict(m.uuids)
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
+    # a plan of other actions is another plan: its journal is set aside, all runs
+    assert made == ["wipefs", "sfdisk", "partx", "mkfs.vfat", "mkfs.ext4", "mkswap"]
+    assert len(list(j.path.parent.glob("diskinit.journal.stale-*"))) == 1
+
+
+def test_journal_entries_must_match_in_order(tmp_path):
+    actions, _ = make_plan(tmp_path)
+    m = Machine()
+    j = Journal(tmp_path / "j", actions)
+    for a in actions:
+        a.journal = j
+    apply_all(actions, m)
+    # forge: the journal says format-fs1 was done with another fingerprint
+    text = j.path.read_text().splitlines()
+    entry = json.loads(text[4])
+    assert entry["id"] == "format-fs1"
+    entry["hash"] = "0" * 32
+    text[4] = json.dumps(entry)
+    j.path.write_text("\n".join(text) + "\n")
+    j2 = Journal(tmp_path / "j", actions)
+    for a in actions:
+        a.journal = j2
+    again = Machine()
+    again.uuids = dict(m.uuids)
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
+    assert made == ["partx", "mkfs.ext4", "mkswap"]  # from format-fs1 on
+    assert [e["id"] for e in lines(j2.path)[1:]] == j2.completed == [
+        "wipe-disk0", "ptable-disk0", "format-fs0", "format-fs1", "format-fs2"]
+
+
+def test_work_no_longer_there_is_made_again(tmp_path):
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    actions, j = make_plan(tmp_path)
+    again = Machine()
+    again.uuids = dict(m.uuids)
+    again.uuids["/dev/vdb2"] = "something-else"  # someone ran mkfs by hand
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
+    assert made == ["partx", "mkfs.ext4", "mkswap"]
+
+
+def test_another_mapping_is_another_plan(tmp_path):
+    actions, j = make_plan(tmp_path)
+    apply_all(actions, Machine())
+    actions, j = make_plan(tmp_path, new="/dev/vdc")
+    m = Machine()
+    apply_all(actions, m)
+    assert m.calls[0] == "wipefs --all --force /dev/vdc"
+    assert [e["id"] for e in lines(j.path)[1:]][0] == "wipe-disk0"
+
+
+def test_dry_run_writes_no_journal(tmp_path):
+    actions, j = make_plan(tmp_path)
+    apply_all(actions, Runner(dry_run=True))
+    assert not j.path.exists() and j.completed == []
+
+
+def test_unreadable_journal_is_set_aside(tmp_path):
+    actions, _ = make_plan(tmp_path)
+    path = tmp_path / "t.amdr" / "diskinit.journal"
+    path.parent.mkdir()
+    path.write_text("not json\n")
+    j = Journal(path, actions)
+    assert j.completed == [] and path.exists()  # only looking (amdr-recover plan) moves nothing
+    for a in actions:
+        a.journal = j
+    apply_all(actions, Machine())
+    assert sorted(p.name.split("-")[0] for p in path.parent.iterdir()) == [
+        "diskinit.journal", "diskinit.journal.stale"]
