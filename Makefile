@@ -8,9 +8,10 @@ PYTHON ?= python3
 DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
 	dosfstools btrfs-progs lvm2 mdadm cryptsetup-bin efibootmgr mt-st \
 	gnupg openssh-server openssh-client tar gzip acl attr \
-	python3 python3-venv python3-pip
+	python3 python3-venv python3-pip \
+	qemu-system-x86 qemu-utils debootstrap
 
-.PHONY: setup test unit demo bench clean
+.PHONY: setup test unit demo bench vm-image clean
 
 setup:
 	@test "$$(id -u)" = 0 || { echo "make setup must run as root"; exit 1; }
@@ -25,6 +26,11 @@ test:
 
 unit:
 	$(PY) -m pytest -ra tests/unit
+
+# the VM tier's guest (Debian kernel + debootstrapped root), cached under build/vm/;
+# `make test` builds it when missing
+vm-image:
+	$(PY) -m tests.vm.image
 
 demo:
 	$(PY) -m tests.lab.demo

@@ -188,6 +188,25 @@ class Gatherer:
         if self.tool("btrfs", btr, "btrfs subvolumes"):
             for dev in btr:
                 self.btrfs(dev)
+        self.usage(self.typed("xfs", "vfat"))
+
+    def usage(self, devices: list[str]):
+        """Bytes in use of mounted filesystems whose superblock does not say
+        (ext and btrfs do): recovery needs it to tell whether a smaller disk fits."""
+        usage = {}
+        for dev in devices:
+            mnt = self.mounts.get(dev)
+            if not mnt:
+                continue
+            try:
+                st = os.statvfs(mnt)
+            except OSError as e:
+                self.warn(f"statvfs {mnt} ({dev}): {e.strerror}")
+                continue
+            usage[dev] = {"used": (st.f_blocks - st.f_bfree) * st.f_frsize,
+                          "size": st.f_blocks * st.f_frsize}
+        if usage:
+            self.w.put("usage", "usage.yaml", yaml.safe_dump(usage))
 
     def btrfs(self, dev: str):
         s = safe_name(dev)

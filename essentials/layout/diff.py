@@ -9,6 +9,7 @@ from __future__ import annotations
 
 NATURAL_KEYS = ("uuid", "path", "device_path", "name", "id", "number")
 IGNORED = {"root"}  # where the layout was collected from, not what it is
+VOLATILE = {"used"}  # changes with every file written: never a layout change
 
 
 def _keys(items: list[dict]) -> list[str]:
@@ -39,7 +40,7 @@ def flatten(obj, path: str = "", out: dict | None = None) -> dict:
     out = {} if out is None else out
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if not path and k in IGNORED:
+            if (not path and k in IGNORED) or k in VOLATILE:
                 continue
             flatten(v, f"{path}.{k}" if path else str(k), out)
     elif isinstance(obj, list) and obj and all(isinstance(i, dict) for i in obj):

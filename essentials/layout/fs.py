@@ -56,6 +56,15 @@ def parse_tune2fs(text: str) -> dict:
     return {k: v for k, v in out.items() if v not in (None, [])}
 
 
+def ext_used(text: str) -> int | None:
+    """Bytes in use from tune2fs -l: (block count - free blocks) x block size."""
+    kv = _kv(text)
+    bc, free, bs = (_int(kv.get(k)) for k in ("Block count", "Free blocks", "Block size"))
+    if bc is None or free is None or not bs:
+        return None
+    return (bc - free) * bs
+
+
 # -- xfs: xfs_info, xfs_admin -l -u -----------------------------------------------
 
 _XFS_FLAGS = ("crc", "finobt", "sparse", "rmapbt", "reflink", "bigtime", "inobtcount",
@@ -167,6 +176,7 @@ def parse_btrfs_super(text: str) -> dict:
                 flags.setdefault(key, []).extend(re.findall(r"[A-Z][A-Z0-9_]+", parts[1]))
     csum = re.search(r"\((\w+)\)", kv.get("csum_type", ""))
     out = {
+        "bytes_used": _int(kv.get("bytes_used")),
         "node_size": _int(kv.get("nodesize")),
         "sector_size": _int(kv.get("sectorsize")),
         "num_devices": _int(kv.get("num_devices")),

@@ -84,6 +84,7 @@ class _Filesystems:
 
     def _params(self, fs: dict, path: str, info: dict):
         raw, t = self.raw, fs["type"]
+        self._used(fs, path)
         if t.startswith("ext") and path in (raw.get("tune2fs") or {}):
             fs["params"] = parse_tune2fs(raw["tune2fs"][path])
         elif t == "xfs":
@@ -99,11 +100,24 @@ class _Filesystems:
         elif t == "btrfs":
             self._btrfs(fs, path)
 
+    def _used(self, fs: dict, path: str):
+        """Bytes in use (for fitting onto a smaller disk); absent when unknown."""
+        raw, used = self.raw, None
+        if path in (raw.get("tune2fs") or {}):
+            used = fsparse.ext_used(raw["tune2fs"][path])
+        elif path in (raw.get("btrfs_super") or {}):
+            used = fsparse.parse_btrfs_super(raw["btrfs_super"][path]).get("bytes_used")
+        elif path in (raw.get("usage") or {}):
+            used = raw["usage"][path].get("used")
+        if used is not None:
+            fs["used"] = used
+
     def _btrfs(self, fs: dict, path: str):
         raw = self.raw
         params = {}
         if path in (raw.get("btrfs_super") or {}):
             params.update(fsparse.parse_btrfs_super(raw["btrfs_super"][path]))
+            params.pop("bytes_used", None)  # usage, not a parameter: it is fs["used"]
         if path in (raw.get("btrfs_df") or {}):
             params.update(fsparse.parse_btrfs_df(raw["btrfs_df"][path]))
         fs["params"] = params

@@ -50,6 +50,10 @@ absence (an older layout.yaml) and ignore keys they do not know.
         mountpoint: /          # relative to root; null when not mounted
                                # (the first mount when there are several)
         mount_options: str|null
+        used: int              # (+) bytes in use, when known (ext and btrfs from
+                               # the superblock, xfs and vfat when mounted);
+                               # decides whether a smaller disk fits; `check`
+                               # ignores it
         params: {}             # tuning needed to recreate it:
             ext2/3/4: block_size, inode_size, reserved_percent,
                 max_mount_count, check_interval (s), features [..],

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 SWAPT = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
 ROOT_UUID = "5d1a7c3e-2b4f-4e6a-9c8d-7e6f5a4b3c2d"
 XFS_UUID = "6e2b8d4f-3c5a-4f7b-8d9e-8f7a6b5c4d3e"
-BTRFS_UUID = "7f3c9e5a-4d6b-4a8c-9e0f-9a8b7c6d5e4f"
+# random per run: the kernel refuses a btrfs UUID another (test) device already has
+BTRFS_UUID = str(uuid.uuid4())
 SWAP_UUID = "8a4d0f6b-5e7c-4b9d-8f1a-0b9c8d7e6f5a"
 MBR_UUID = "9b5e1a7c-6f8d-4c0e-9a2b-1c0d9e8f7a6b"
 EXT3_UUID = "0c6f2b8d-7a9e-4d1f-8b3c-2d1e0f9a8b7c"
@@ -120,6 +122,13 @@ class Loops:
         for s in self.swaps:
             subprocess.run(["swapoff", s], capture_output=True)
         self.umount_all()
+        # targets live under each test's tmp_path: unmount whatever our loops hold
+        with open("/proc/self/mounts") as f:
+            mps = [ln.split()[1] for ln in f
+                   if any(ln.split()[0].startswith(lp + "p") for lp in self.loops)]
+        for m in sorted(mps, key=len, reverse=True):
+            if subprocess.run(["umount", m], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", m], capture_output=True)
         for loop in reversed(self.loops):
             subprocess.run(["partx", "-d", loop], capture_output=True)
             subprocess.run(["losetup", "-d", loop], capture_output=True)
@@ -195,8 +204,14 @@ def disk(lab):
         return loop
 
     yield attach
+    lab.umount_all(lab.base)
+    with open("/proc/self/mounts") as f:  # a failed test's target, under its tmp_path
+        mps = [ln.split()[1] for ln in f if any(ln.split()[0].startswith(lp + "p")
+                                               for lp in made)]
+    for m in sorted(mps, key=len, reverse=True):
+        if subprocess.run(["umount", m], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", m], capture_output=True)
     for loop in made:
-        lab.umount_all(lab.base)
         lab.blank(loop)
 
 
@@ -347,28 +362,33 @@ def test_larger_disk_grows_the_last_partition(lab, disk, tmp_path):
 
 def test_smaller_disk_when_the_used_data_fits(lab, disk, tmp_path):
     before = layout_of(lab.gpt_bundle)
+    root = next(f for f in before["filesystems"] if f["uuid"] == ROOT_UUID)
+    assert 0 < root["used"] < 80 * MIB  # the collector records the bytes in use
     new = disk("smaller", GPT_MIB - 120)
     target = tmp_path / "target"
     # without the used size the planner cannot know: a clear error, nothing touched
-    with pytest.raises(PlanError) as e:
-        diskinit(before, lab.gpt, new, target)
+    unknown = copy.deepcopy(before)
+    del next(f for f in unknown["filesystems"] if f["uuid"] == ROOT_UUID)["used"]
+    try:
+        with pytest.raises(PlanError) as e:
+            diskinit(unknown, lab.gpt, new, target)
+    finally:
+        umount_target(lab, target)
     assert f"{new} is too small for {lab.gpt}" in str(e.value)
     assert "does not say how much of it (ext4 on /) is used (filesystems[].used)" in str(e.value)
     assert sh(["blkid", "-p", new], check=False) == ""
     assert not (tmp_path / "target.amdr").exists()
-    # with it (as a collector that records it would give), the root shrinks
-    layout = copy.deepcopy(before)
-    root = next(f for f in layout["filesystems"] if f["uuid"] == ROOT_UUID)
-    root["used"] = 12 * MIB
+    # with the collected size, the root shrinks
     try:
-        actions = diskinit(layout, lab.gpt, new, target)
+        actions = diskinit(before, lab.gpt, new, target)
         assert (target / "lost+found").is_dir()
         after = recollect(lab, new, target, "smaller-after")
     finally:
         umount_target(lab, target)
     table = next(a for a in actions if a.type == "partition_table")
     assert table.notes == [f"{lab.gpt}p5 (ext4 on /) shrinks from 200.0 MiB to 80.0 MiB: "
-                           f"{new} is smaller, and the 12.0 MiB used still fit"]
+                           f"{new} is smaller, and the {root['used'] / MIB:.1f} MiB used "
+                           f"still fit"]
     assert_same(before, after, resized=True)
 
 

@@ -39,16 +39,6 @@ def lab():
         yield lab
 
 
-@pytest.fixture(autouse=True)
-def remove_what_the_test_decrypted():
-    import glob
-    import shutil
-    before = set(glob.glob("/run/amdr-bundle-*"))
-    yield
-    for d in set(glob.glob("/run/amdr-bundle-*")) - before:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.fixture
 def passfile(tmp_path):
     p = tmp_path / "site-pass"

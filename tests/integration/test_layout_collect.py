@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import random
 import shutil
 import string
@@ -43,7 +44,7 @@ LUKS_PART = "CA7D7CCB-63ED-4C53-861C-1742536059CC"
 EXT_UUID = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 XFS_UUID = "6e0a7b2c-1d3e-4f5a-9b8c-7d6e5f4a3b2c"
 SWAP_UUID = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
-BTRFS_UUID = "9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+BTRFS_UUID = str(uuid.uuid4())  # random per run: the kernel refuses a duplicate btrfs UUID
 LUKS_UUID = "2b5e9d3c-6a1f-4e7b-9c8d-0f1e2d3c4b5a"
 # no activation (no device-mapper here), no backups in the host's /etc/lvm
 LVM_CONFIG = "global { activation = 0 } backup { backup = 0 archive = 0 }"
@@ -232,6 +233,7 @@ def test_ext4_tuning(collected):
     assert (p["block_size"], p["inode_size"]) == (2048, 512)
     assert "inline_data" in p["features"]
     assert "metadata_csum" not in p["features"] and "huge_file" not in p["features"]
+    assert f["used"] > 0  # from the superblock: what a smaller disk must still hold
 
 
 def test_logical_xfs_vfat_swap(collected):
@@ -240,6 +242,7 @@ def test_logical_xfs_vfat_swap(collected):
     assert (x["type"], x["uuid"], x["device"], x["mountpoint"]) == (
         "xfs", XFS_UUID, "disk0p5", "/srv")
     assert x["params"]["block_size"] == 4096 and x["params"]["crc"] == 1
+    assert x["used"] > 0  # statvfs of its mountpoint (the superblock does not say)
     v = fs_by_label(layout, "MBRFAT")
     assert (v["type"], v["uuid"], v["device"], v["mountpoint"]) == (
         "vfat", "4A3B-2C1D", "disk0p6", None)
@@ -252,6 +255,7 @@ def test_logical_xfs_vfat_swap(collected):
 def test_btrfs_subvolumes_while_mounted(collected):
     b = fs_by_label(collected["layout"], "gpt-btrfs")
     assert (b["uuid"], b["device"], b["mountpoint"]) == (BTRFS_UUID, "disk1p1", "/")
+    assert b["used"] > 0 and "bytes_used" not in b["params"]
     assert [(m["mountpoint"], m["fsroot"]) for m in b["mounts"]] == [("/", "/@"),
                                                                      ("/home", "/@home")]
     subs = {s["path"]: s for s in b["subvolumes"]}

@@ -35,16 +35,6 @@ def plaintext_dirs() -> set:
     return set(glob.glob("/run/amdr-bundle-*")) | set(glob.glob("/tmp/amdr-bundle-*"))
 
 
-@pytest.fixture(autouse=True)
-def no_plaintext_left_by_the_test():
-    """Each test removes what it decrypted (the product removes it at exit)."""
-    import shutil
-    before = plaintext_dirs()
-    yield
-    for d in plaintext_dirs() - before:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.fixture
 def sealed_bundle(tmp_path, keys) -> Path:
     st = tmp_path / "staging"

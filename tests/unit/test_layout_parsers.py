@@ -190,3 +190,18 @@ def test_kernel_args_drop_the_boot_image_version():
         == "root=UUID=abc ro quiet"
     assert kernel_args("BOOT_IMAGE=/vmlinuz") is None
     assert kernel_args(None) is None
+
+
+def test_used_bytes_from_tune2fs_and_btrfs_super():
+    from essentials.layout.fs import ext_used, parse_btrfs_super
+    t = "Block count:              61440\nFree blocks:              51200\nBlock size:               1024\n"
+    assert ext_used(t) == (61440 - 51200) * 1024
+    assert ext_used("Block count: 10\n") is None
+    assert parse_btrfs_super("bytes_used\t\t147456\nnodesize\t\t16384\n")["bytes_used"] == 147456
+
+
+def test_check_ignores_used_bytes():
+    from essentials.layout.diff import diff
+    a = {"filesystems": [{"uuid": "u1", "used": 100, "label": "x"}]}
+    b = {"filesystems": [{"uuid": "u1", "used": 999, "label": "x"}]}
+    assert diff(a, b) == []
