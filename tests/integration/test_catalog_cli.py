@@ -70,6 +70,37 @@ def test_bundle_and_scan_give_identical_chains(lab):
     assert combined == server
 
 
+def test_reports_give_the_same_chains_as_the_server(lab, tmp_path):
+    """The fourth source: real amcheckdump output of every run, as mailed by cron.
+
+    amcheckdump runs under a pseudo-terminal (restore reads /dev/tty).  Reports
+    do not name the dump program, so only that is left out of the comparison;
+    with the lab's disklist the disk names are matched back exactly."""
+    from tests.lab.lab import AMANDA_USER, sh
+    files = []
+    for r in lab.runs:
+        out = sh(["script", "-qec", f"amcheckdump {lab.name} --timestamp {r.datestamp} "
+                  f"</dev/null", "/dev/null"], user=AMANDA_USER)
+        assert "Reading volume" in out, out
+        f = tmp_path / f"amcheckdump-{r.datestamp}.txt"
+        f.write_text(f"Subject: amcheckdump {lab.name}\n\n{out}")
+        files.append(f)
+    rc, server, err = catalog("--server", lab.name)
+    assert rc == 0, err
+    rc, reported, err = catalog("--reports", *files, "--disklist", lab.confdir / "disklist")
+    assert rc == 0, err
+    assert reported["errors"] == []
+
+    def without_program(doc):
+        return [{k: v for k, v in c.items() if k != "program"} for c in doc["chains"]]
+
+    assert without_program(reported) == without_program(server)
+    rc, all4, err = catalog("--server", lab.name, "--bundle", lab.bundle, "--scan",
+                            lab.vtapes, "--reports", *files)
+    assert rc == 0, err
+    assert all4 == server
+
+
 def test_level0_volume_gone_is_an_error_and_exit_1(lab):
     _, doc, _ = catalog("--server", lab.name, "--disk", lab.root_disk)
     label = doc["chains"][0]["dumps"][0]["label"]
