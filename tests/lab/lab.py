@@ -132,8 +132,11 @@ class AmandaLab:
                   f"size={self.data_mb}MiB, type={LINUX_FS}, name=\"lab-data\"\n"
                   f"size={self.swap_mb}MiB, type={LINUX_SWAP}, name=\"lab-swap\"\n")
         sh(["sfdisk", "-q", "--no-reread", self.loop], input=script)
-        sh(["partx", "-a", self.loop], check=False)
-        sh(["partx", "-u", self.loop])
+        for attempt in range(3):  # another process's partx -d on a reused loop name races us
+            sh(["partx", "-a", self.loop], check=False)
+            sh(["partx", "-u", self.loop])
+            if not devnodes.wait_for([self.part(n) for n in (1, 2, 3)]):
+                break
         for n in (1, 2, 3):
             self._wait(self.part(n))
         self._clear_dumpdates()
