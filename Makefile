@@ -6,7 +6,7 @@ PYTHON ?= python3
 
 # Debian packages the product and its tests call
 DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
-	dosfstools btrfs-progs lvm2 mdadm cryptsetup-bin efibootmgr mt-st \
+	dosfstools btrfs-progs lvm2 thin-provisioning-tools mdadm cryptsetup-bin efibootmgr mt-st \
 	gnupg openssh-server openssh-client tar gzip acl attr \
 	python3 python3-venv python3-pip \
 	qemu-system-x86 qemu-utils debootstrap

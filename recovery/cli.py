@@ -1,11 +1,14 @@
 """amdr-recover: rebuild a machine's disks and restore it from Amanda.
 
 Subcommands:
-  plan      show the disk and restore plans; change nothing
+  plan      show the disk and restore plans (--json for programs); change nothing
   diskinit  recreate partitions and filesystems, mount them under --target
   restore   restore every DLE into the mounted --target
   recover   diskinit, then restore, then a summary per DLE
-  umount    unmount everything under --target
+  mount     assemble, open, activate and mount an existing (recreated or restored)
+            system under --target, for repair; nothing is wiped or formatted
+  umount    unmount everything under --target, then deactivate what mount or
+            diskinit activated (LVM, LUKS, MD)
   catalog   the restore chain of every DLE, from a live server, bundles, report
             mails or a scan of the volumes (--json for programs)
   restore-tar, restore-dump
@@ -14,9 +17,11 @@ Subcommands:
 Exit status:
   0  done, every DLE restored
   1  partial: some DLE could not be restored (each is named)
-  2  usage or configuration error
-  3  failed
-  4  refused by a safety guard (boot disk, mounted device, no confirmation)
+  2  usage or configuration error (a --map naming no disk of the layout)
+  3  failed; also: the layout cannot be recreated (or mounted) on the disks
+     here, each device and why named before anything is touched
+  4  refused by a safety guard (boot disk, mounted device, no confirmation,
+     a filesystem to mount whose UUID is not on the disk mapped for it)
 """
 
 from __future__ import annotations
@@ -27,17 +32,16 @@ import logging
 import os
 import sys
 
-import yaml
 
-from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, ConfigError,
-                               RefusedError)
+from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
+                               ConfigError, RefusedError)
 from essentials import cliutil
 from essentials.runner import Cmd, Recorded, Runner, display
 
-from .disks import guard
+from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
-from .session import Session
+from .session import Session, default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +58,21 @@ def _maps(values) -> dict:
 
 def _session(args) -> Session:
     return Session.load(args.bundle, os.path.abspath(args.target), _maps(args.map),
-                        args.amanda_host, args.vtapes, args.until,
+                        getattr(args, "amanda_host", None), getattr(args, "vtapes", None),
+                        getattr(args, "until", None),
                         verify=not args.no_verify,
                         keys={"home": args.gnupghome, "passphrase_file": args.passphrase_file,
-                              "signers": args.signer})
+                              "signers": args.signer},
+                        luks_key_file=getattr(args, "luks_key_file", None),
+                        state_dir=getattr(args, "state_dir", None))
 
 
-def cmd_plan(args) -> int:
-    s = _session(args)
-    runner = Runner()
-    disk = [a.to_dict() for a in s.disk_plan(runner)]
+def _restores(s: Session):
+    """(restore steps with their commands, errors): what plan shows of the restores."""
+    try:
+        amanda_host = s.host()
+    except CatalogError as e:  # a bundle without a catalog still has a disk plan
+        return None, [], [(s.bundle.host, None, str(e))]
     try:
         lib = s.library()
         devices = {lab: lib.device(lab) for lab in lib.available}
@@ -72,12 +81,37 @@ def cmd_plan(args) -> int:
         print(f"note: {e}", file=sys.stderr)
         devices, available = {}, None
     steps, errors = s.restore_plan(available)
-    doc = {"host": s.bundle.host, "amanda_host": s.host(), "target": s.target,
-           "disks": disk,
-           "restores": [dict(st.to_dict(), commands=render_restore(st, devices))
-                        for st in steps],
-           "errors": [{"host": h, "disk": d, "message": m} for h, d, m in errors]}
-    print(yaml.safe_dump(doc, sort_keys=False, width=200))
+    return amanda_host, [(st, render_restore(st, devices)) for st in steps], errors
+
+
+def cmd_plan(args) -> int:
+    s = _session(args)
+    # a layout that cannot be recreated here stops this before anything is
+    # printed (PlanError, exit 3): every device named with what is wrong
+    actions = s.disk_plan(Runner())
+    m = s.matched
+    amanda_host, steps, errors = _restores(s)
+    if args.json:
+        doc = {"host": s.bundle.host, "amanda_host": amanda_host, "target": s.target,
+               "state_dir": s.workdir,
+               "mapping": show.mapping_doc(s.layout, m.mapping, m.reasons),
+               "disks": show.doc(actions),
+               "restores": [dict(st.to_dict(), commands=cmds) for st, cmds in steps],
+               "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors]}
+        print(json.dumps(doc, indent=1, default=str))
+        return EXIT_PARTIAL if errors else EXIT_OK
+    print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
+    print("Disks (original -> here):")
+    print("\n".join(show.mapping_text(s.layout, m.mapping, m.reasons)))
+    print("Disk plan (diskinit runs it; nothing has been changed):")
+    print("\n".join(show.text(actions)))
+    print(f"Restore plan (Amanda host {amanda_host or 'unknown'}):")
+    for st, cmds in steps:
+        print(f"  {st.host}:{st.disk} ({st.program}) levels "
+              f"{','.join(map(str, st.chain.levels))} into {st.directory}")
+        print("\n".join(f"    $ {c}" for c in cmds))
+    for h, d, msg in errors:
+        print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -89,8 +123,9 @@ def confirm(s: Session, actions, disks: list[str], yes: bool):
                            "pass --yes after checking the plan with 'amdr-recover plan'")
     print("The following disks will be WIPED and recreated for host "
           f"{s.bundle.host}:\n  " + "\n  ".join(disks))
-    for a in actions:
-        print(f"  {a.id}: " + "; ".join(" ".join(c) for c in a.render()))
+    if s.matched is not None:
+        print("\n".join(show.mapping_text(s.layout, s.matched.mapping, s.matched.reasons)))
+    print("\n".join(show.text(actions)))
     answer = input(f"Type the host name ({s.bundle.host}) to go ahead: ").strip()
     if answer != s.bundle.host:
         raise RefusedError("not confirmed; nothing was changed")
@@ -101,6 +136,9 @@ def do_diskinit(s: Session, runner: Runner, yes: bool):
     disks = sorted({a.device for a in actions if a.type == "wipe"})
     guard.check_disks(runner, disks)
     confirm(s, actions, disks, yes)
+    # what it will assemble, open and activate, for umount (before: an
+    # interrupted run leaves them active too)
+    activate.record(s.active_file, activate.stack_items(actions))
     for a in actions:
         print(f"  {a.id}")
         a.apply(runner)
@@ -170,18 +208,48 @@ def cmd_recover(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
+def cmd_mount(args) -> int:
+    s = _session(args)
+    actions = s.mount_plan(Runner())  # (reading the disks is done even in a dry run)
+    m = s.matched
+    print(f"Disks of {s.bundle.host} (original -> here):")
+    print("\n".join(show.mapping_text(s.layout, m.mapping, m.reasons)))
+    print("Mount plan (nothing is wiped or formatted):")
+    print("\n".join(show.text(actions)))
+    if args.dry_run:
+        return EXIT_OK
+    runner = Runner()
+    activate.record(s.active_file, activate.stack_items(actions))
+    print("Applying:")
+    for a in actions:
+        print(f"  {a.id}")
+        a.apply(runner)
+    print(f"mounted under {s.target}; when done: amdr-recover umount --target {s.target}")
+    return EXIT_OK
+
+
 def cmd_umount(args) -> int:
     target = os.path.abspath(args.target)
+    state = activate.state_path(args.state_dir or default_state_dir(target))
+    recorded = activate.read_state(state)
+    active = [i for i in recorded if activate.is_active(i)]
+    actions = activate.plan_umount(activate.mounts_under(target), active)
+    if not actions:
+        if not args.dry_run:
+            activate.forget(state, recorded)
+        print(f"nothing is mounted under {target}"
+              + (", and nothing it recorded is still active" if recorded else ""))
+        return EXIT_OK
+    if args.dry_run:
+        print("\n".join(show.text(actions)))
+        return EXIT_OK
     runner = Runner()
-    mounts = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            mp = line.split()[1].replace("\\040", " ")
-            if mp == target or mp.startswith(target.rstrip("/") + "/"):
-                mounts.append(mp)
-    for mp in sorted(mounts, key=lambda m: m.count("/"), reverse=True):
-        runner.run(["umount", mp])
-        print(f"unmounted {mp}")
+    for a in actions:
+        print(f"  {a.id}: {show.describe(a)}")
+        a.apply(runner)
+    activate.forget(state, recorded)
+    print(f"nothing is mounted under {target} any more"
+          + (" and what was activated is deactivated" if active else ""))
     return EXIT_OK
 
 
@@ -344,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp, bundle=True):
+    def common(sp, bundle=True, restores=True):
         if bundle:
             sp.add_argument("--bundle", required=True,
                             help="sealed bundle (HOST-...amdr.gpg) or bundle directory")
@@ -356,15 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
                             help="accept bundles signed by this key (repeatable; default: "
                                  "keys with full or ultimate owner trust)")
             sp.add_argument("--map", action="append", metavar="OLD=NEW",
-                            help="recreate original disk OLD on disk NEW (repeatable)")
-            sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
-            sp.add_argument("--vtapes", help="chg-disk directory holding the volumes "
-                            "(default: the one in the bundle's amanda.conf)")
-            sp.add_argument("--until", help="restore the state as of this Amanda datestamp")
+                            help="original disk OLD is disk NEW here (repeatable)")
+            sp.add_argument("--luks-key-file", metavar="FILE",
+                            help="key file for the LUKS containers (all of its bytes are "
+                                 "the key; default: a passphrase asked on the terminal)")
+            if restores:
+                sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
+                sp.add_argument("--vtapes", help="chg-disk directory holding the volumes "
+                                "(default: the one in the bundle's amanda.conf)")
+                sp.add_argument("--until", help="restore the state as of this Amanda "
+                                "datestamp")
             sp.add_argument("--no-verify", action="store_true",
                             help="use a bundle even if its signature or checksums do not "
                                  "verify (dangerous)")
         sp.add_argument("--target", required=True, help="directory to mount the system under")
+        sp.add_argument("--state-dir", metavar="DIR",
+                        help="the diskinit journal, scratch mounts and what is active "
+                             "(default: TARGET.amdr, beside the target)")
 
     for name, fn, helptext in (("plan", cmd_plan, "show what would be done"),
                                ("diskinit", cmd_diskinit, "recreate and mount the disks"),
@@ -380,9 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")
+        if name == "plan":
+            sp.add_argument("--json", action="store_true",
+                            help='print {"mapping", "disks", "restores", "errors"} for '
+                                 "programs")
         sp.set_defaults(func=fn)
-    sp = sub.add_parser("umount", help="unmount everything under --target")
+    sp = sub.add_parser("mount", help="activate and mount an existing system under --target "
+                        "(no wiping, no formatting)")
+    common(sp, restores=False)
+    sp.add_argument("--dry-run", action="store_true", help="show the plan only")
+    sp.set_defaults(func=cmd_mount)
+    sp = sub.add_parser("umount", help="unmount everything under --target and deactivate "
+                        "what was activated")
     common(sp, bundle=False)
+    sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_umount)
 
     sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from essentials.runner import Runner
 
 from .bundles import open_any
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
-from .disks import guard, journal, present
+from .disks import activate, devnodes, guard, journal, present
 from .disks.mapping import match_disks
 from .disks.plan import needed_disks, plan_disks
+from .disks.ptable import partition_path
 from .disks.stack import Passphrase
 from .restore.media import VtapeLibrary
 from .restore.plan import plan_restores
@@ -51,7 +53,7 @@ class Session:
         """keys: gnupghome, passphrase_file, signers for a sealed bundle."""
         b = open_any(bundle_path, verify=verify, **(keys or {}))
         layout = validate(b.load_yaml("layout.yaml"), f"{bundle_path}/layout.yaml")
-        luks = {"*": os.path.abspath(luks_key_file)} if luks_key_file else {}
+        luks = {"*": check_key_file(luks_key_file)} if luks_key_file else {}
         try:
             catalogs, missing = from_bundle(b), None
         except CatalogError as e:  # diskinit needs none; restores say so when asked
@@ -62,11 +64,17 @@ class Session:
         return s
 
     # -- disks ---------------------------------------------------------------
+    matched = None  # the last match of original to present disks (a mapping.Match)
+
     @property
     def workdir(self) -> str:
-        """Scratch mounts and the diskinit journal: beside the target, because
-        the target's root filesystem is mounted over the target itself."""
-        return self.state_dir or f"{self.target.rstrip('/')}.amdr"
+        """Scratch mounts, the diskinit journal and what is active: beside the
+        target, because the target's root filesystem is mounted over it."""
+        return self.state_dir or default_state_dir(self.target)
+
+    @property
+    def active_file(self) -> Path:
+        return activate.state_path(self.workdir)
 
     def bundle_file(self, rel: str) -> str:
         return str(self.bundle.path(rel))
@@ -80,6 +88,7 @@ class Session:
             raise ConfigError("\n".join(m.problems))
         for old, new in m.mapping.items():
             log.info("disk %s -> %s (%s)", old, new, m.reasons.get(old))
+        self.matched = m
         return m, {d["path"]: d for d in disks}
 
     def disk_plan(self, runner: Runner):
@@ -99,6 +108,39 @@ class Session:
                              reasons=m.reasons, unmatched=m.unmatched)
         journal.attach(actions, Path(self.workdir) / "diskinit.journal")
         return actions
+
+    # -- mount: the disks of an existing system, for repair ---------------------
+    def mount_plan(self, runner: Runner):
+        """Find the disks again (by what diskinit put on them), look at what
+        is on them now, and plan assembling, opening, activating, mounting."""
+        disks, _ = present.collect(runner)
+        boot = guard.system_disks(runner)
+        probes = {d["path"]: probe(runner, d["path"]) for d in disks
+                  if os.path.realpath(d["path"]) not in boot}
+        maps = {old: os.path.realpath(new) for old, new in self.maps.items()}
+        m = activate.match_present(self.layout, disks, probes, maps, boot)
+        if m.problems:
+            raise ConfigError("\n".join(m.problems))
+        self.matched = m
+        probed = {}
+        for d in needed_disks(self.layout):
+            new = m.mapping.get(d["path"])
+            if new is None:
+                continue
+            probed[new] = probes.get(new) or probe(runner, new)
+            parts = [partition_path(new, p["number"])
+                     for p in (d.get("ptable") or {}).get("partitions") or []]
+            if parts and not all(devnodes.ensure_node(p) for p in parts):
+                # the kernel has not read this disk's table (a loop device
+                # attached without -P): ask it to; nothing on the disk changes
+                runner.run(["partx", "-a", new], check=False)
+                devnodes.wait_for(parts, timeout=5)
+            for part in parts:
+                probed[part] = probe(runner, part)
+        return activate.plan_mount(self.layout, m.mapping, self.target, probed,
+                                   luks_keys=self.luks_keys,
+                                   passphrase=Passphrase(ask_open_passphrase),
+                                   unmatched=m.unmatched)
 
     # -- restores ------------------------------------------------------------
     catalog_error = None  # why the bundle has no catalog, raised when one is needed
@@ -127,6 +169,47 @@ class Session:
         cat = self.catalog()
         return plan_restores(cat.dumps, cat.disklist, self.layout, self.target, self.host(),
                              cat.tapelist, available, self.until)
+
+
+def default_state_dir(target: str) -> str:
+    return f"{target.rstrip('/')}.amdr"
+
+
+def check_key_file(path: str) -> str:
+    """The LUKS key file, as cryptsetup --key-file reads it: every byte of it
+    is the key (a trailing newline too).  Only its path is ever shown."""
+    full = os.path.abspath(path)
+    try:
+        st = os.stat(full)
+        with open(full, "rb") as f:
+            empty = not f.read(1)
+    except OSError as e:
+        raise ConfigError(f"--luks-key-file {path}: cannot read it: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode) or empty:
+        raise ConfigError(f"--luks-key-file {path}: not a file with a key in it")
+    if st.st_mode & 0o077:
+        print(f"warning: {full} can be read by others (mode {st.st_mode & 0o777:o})",
+              file=sys.stderr)
+    return full
+
+
+def probe(runner: Runner, path: str) -> dict:
+    """blkid's low-level probe of a device: TYPE, UUID, PTUUID... ({} for nothing)."""
+    res = runner.run(["blkid", "-p", "-o", "export", path], check=False)
+    out = {}
+    for line in res.text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def ask_open_passphrase() -> str:
+    """The passphrase of existing LUKS containers, asked once when one must be opened."""
+    if not sys.stdin.isatty():
+        raise AmdrError("a LUKS container must be opened and no key file was given: run on "
+                        "a terminal to type its passphrase, or give --luks-key-file")
+    return getpass.getpass("Passphrase of the LUKS containers: ")
 
 
 def ask_luks_passphrase() -> str:

@@ -53,6 +53,10 @@ def parse_tune2fs(text: str) -> dict:
     dmo = kv.get("Default mount options", "")
     out["default_mount_options"] = [] if dmo in ("", "(none)") else dmo.split()
     out["errors_behavior"] = (kv.get("Errors behavior") or "").lower() or None
+    # the RAID geometry mke2fs was given (-E stride=,stripe_width=) or took from
+    # the MD array; only printed when set
+    out["raid_stride"] = num("RAID stride")
+    out["raid_stripe_width"] = num("RAID stripe width")
     return {k: v for k, v in out.items() if v not in (None, [])}
 
 

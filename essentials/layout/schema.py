@@ -57,7 +57,8 @@ absence (an older layout.yaml) and ignore keys they do not know.
         params: {}             # tuning needed to recreate it:
             ext2/3/4: block_size, inode_size, reserved_percent,
                 max_mount_count, check_interval (s), features [..],
-                (+) inode_count, default_mount_options [..], errors_behavior
+                (+) inode_count, default_mount_options [..], errors_behavior,
+                raid_stride, raid_stripe_width (blocks; only when set)
             xfs (+): block_size, inode_size, sector_size, agcount,
                 naming_version, ftype, log_internal, log_blocks, log_version,
                 crc, finobt, sparse, rmapbt, reflink, bigtime, inobtcount,

@@ -60,6 +60,11 @@ def _ext(f: "Format") -> list[Step]:
         argv += ["-N", str(max(1, round(p["inode_count"] * f.scale)))]
     if p.get("reserved_percent") is not None:
         argv += ["-m", str(p["reserved_percent"])]
+    extended = [f"{opt}={p[key]}" for key, opt in (("raid_stride", "stride"),
+                                                   ("raid_stripe_width", "stripe_width"))
+                if p.get(key)]
+    if extended:
+        argv += ["-E", ",".join(extended)]
     err = EXT_ERRORS.get(str(p.get("errors_behavior") or "").lower())
     if err:
         argv += ["-e", err]
@@ -136,12 +141,18 @@ def _btrfs(f: "Format") -> list[Step]:
         fst = "free_space_tree" in (p.get("ro_features") or [])
         argv += ["-R", "free-space-tree" if fst else "^free-space-tree"]
     steps = [Step(argv + [f.path])]
-    subvols = sorted(f.subvolumes or [], key=lambda s: (s["path"].count("/"), s["id"]))
+    subvols = creation_order(f.subvolumes or [])
     default = (f.default_subvolume or {}).get("path")
     if subvols or default:
         mnt = f.workdir
         steps += [Step(["mkdir", "-p", mnt]), Step(["mount", "-t", "btrfs", f.path, mnt])]
+        paths = {s["path"] for s in subvols}
         for s in subvols:
+            parent = os.path.dirname(s["path"])
+            if parent and parent not in paths:
+                # in a plain directory of its parent (@/var/lib/machines):
+                # the directory is made first, the restore fills in the rest
+                steps.append(Step(["mkdir", "-p", os.path.join(mnt, parent)]))
             steps.append(Step(["btrfs", "subvolume", "create",
                                os.path.join(mnt, s["path"])]))
         if default:
@@ -149,6 +160,24 @@ def _btrfs(f: "Format") -> list[Step]:
                                os.path.join(mnt, default)]))
         steps.append(Step(["umount", mnt]))
     return steps
+
+
+def creation_order(subvols: list[dict]) -> list[dict]:
+    """Subvolumes in the order that gives each its original id: btrfs numbers
+    them 256, 257, ... as they are made, and an fstab or boot loader entry may
+    name one by id (subvolid=).  Lowest id first, but never before the
+    subvolume it is inside."""
+    pending = sorted(subvols, key=lambda s: s["id"])
+    ids = {s["id"] for s in subvols}
+    made, out = {5}, []
+    while pending:
+        ready = next((s for s in pending
+                      if s.get("parent_id") in made or s.get("parent_id") not in ids),
+                     pending[0])
+        pending.remove(ready)
+        made.add(ready["id"])
+        out.append(ready)
+    return out
 
 
 def _vfat(f: "Format") -> list[Step]:

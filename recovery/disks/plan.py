@@ -73,6 +73,56 @@ def _contents(layout: dict) -> dict[str, Content]:
     return out
 
 
+def luks_name(layout: dict, c: dict) -> str:
+    """The mapping name a container is opened under: its own, crypttab's, or luks-UUID."""
+    if c.get("name"):
+        return c["name"]
+    for e in layout.get("crypttab") or []:
+        if e.get("luks") == c["id"]:
+            return e["name"]
+    return f"luks-{c['uuid']}"
+
+
+def fstab_mountpoint(layout: dict, fid: str) -> str | None:
+    for e in layout.get("fstab") or []:
+        if e.get("filesystem") == fid and str(e.get("file", "")).startswith("/"):
+            return e["file"]
+    return None
+
+
+def mount_actions(layout: dict, paths: dict[str, str], target: str, cls=Mount) -> list[Mount]:
+    """The mounts of every filesystem whose device is in paths (layout id ->
+    device path now), parents first; also used by `amdr-recover mount`."""
+    mounts = []
+    for f in layout["filesystems"]:
+        if f["type"] not in FS_TYPES or f["type"] == "swap" or f["device"] not in paths:
+            continue
+        wanted = []  # (mountpoint, options)
+        for m in f.get("mounts") or []:
+            root = m.get("fsroot") or "/"
+            if root == "/":
+                wanted.append((m["mountpoint"], None))
+            elif f["type"] == "btrfs":
+                wanted.append((m["mountpoint"], f"subvol={root.strip('/')}"))
+        if not wanted:
+            mp = f.get("mountpoint") or fstab_mountpoint(layout, f["id"])
+            if mp:
+                wanted.append((mp, None))
+        seen = set()
+        for n, (mp, opts) in enumerate(wanted):
+            if mp in seen:
+                continue
+            seen.add(mp)
+            mounts.append(cls(f"mount-{f['id']}" + (f"-{n}" if n else ""),
+                              filesystem=f["id"], path=paths[f["device"]],
+                              fstype=f["type"], mountpoint=mp, options=opts,
+                              target=target_path(target, mp)))
+    # parents before children: / before /srv before /srv/www
+    mounts.sort(key=lambda m: (m.mountpoint.rstrip("/").count("/")
+                               if m.mountpoint != "/" else 0, m.mountpoint))
+    return mounts
+
+
 class _Planner:
     def __init__(self, layout, mapping, sizes, target, present, files, read, luks_keys,
                  passphrase, workdir, reasons, unmatched):
@@ -224,12 +274,7 @@ class _Planner:
             self.actions.append(self.table(f"ptable-{a['id']}", a["path"], a["id"], a["ptable"]))
 
     def luks_name(self, c) -> str:
-        if c.get("name"):
-            return c["name"]
-        for e in self.layout.get("crypttab") or []:
-            if e.get("luks") == c["id"]:
-                return e["name"]
-        return f"luks-{c['uuid']}"
+        return luks_name(self.layout, c)
 
     def luks(self, c):
         key = (self.luks_keys.get(c["id"]) or self.luks_keys.get(c.get("name") or "")
@@ -330,41 +375,8 @@ class _Planner:
                 default_subvolume=f.get("default_subvolume") if f["type"] == "btrfs" else None,
                 workdir=os.path.join(self.workdir, f"mnt-{f['id']}"), notes=notes))
 
-    def fstab_mountpoint(self, fid) -> str | None:
-        for e in self.layout.get("fstab") or []:
-            if e.get("filesystem") == fid and str(e.get("file", "")).startswith("/"):
-                return e["file"]
-        return None
-
     def mounts(self):
-        mounts = []
-        for f in self.layout["filesystems"]:
-            if f["type"] not in FS_TYPES or f["type"] == "swap" or f["device"] not in self.paths:
-                continue
-            wanted = []  # (mountpoint, options)
-            for m in f.get("mounts") or []:
-                root = m.get("fsroot") or "/"
-                if root == "/":
-                    wanted.append((m["mountpoint"], None))
-                elif f["type"] == "btrfs":
-                    wanted.append((m["mountpoint"], f"subvol={root.strip('/')}"))
-            if not wanted:
-                mp = f.get("mountpoint") or self.fstab_mountpoint(f["id"])
-                if mp:
-                    wanted.append((mp, None))
-            seen = set()
-            for n, (mp, opts) in enumerate(wanted):
-                if mp in seen:
-                    continue
-                seen.add(mp)
-                mounts.append(Mount(f"mount-{f['id']}" + (f"-{n}" if n else ""),
-                                    filesystem=f["id"], path=self.paths[f["device"]],
-                                    fstype=f["type"], mountpoint=mp, options=opts,
-                                    target=target_path(self.target, mp)))
-        # parents before children: / before /srv before /srv/www
-        mounts.sort(key=lambda m: (m.mountpoint.rstrip("/").count("/")
-                                   if m.mountpoint != "/" else 0, m.mountpoint))
-        self.actions += mounts
+        self.actions += mount_actions(self.layout, self.paths, self.target)
 
     def plan(self) -> list[Action]:
         disks = needed_disks(self.layout)
@@ -384,6 +396,8 @@ class _Planner:
                                         if isinstance(a, LuksFormat) and not a.key_file],
                         unique_uuids=[a.uuid for a in self.actions if isinstance(a, Format)
                                       and a.fstype == "btrfs" and a.uuid],
+                        unique_pv_uuids=[a.uuid for a in self.actions
+                                         if isinstance(a, LvmPv) and a.uuid],
                         wiped=[p for a in self.actions if isinstance(a, WipeDisk)
                                for p in [a.device] + [h["path"] for h in a.holders]])
         pre.passphrase = self.passphrase

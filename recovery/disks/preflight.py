@@ -1,10 +1,11 @@
 """The first action of every plan: everything checked before the first wipe.
 
 Every tool the plan will run must be installed (blivet's `availability`:
-declared up front, checked before starting), a btrfs UUID must not be on a
-disk that stays (mkfs.btrfs refuses a UUID it sees elsewhere: the original
-disk, still attached beside its replacement), and a LUKS passphrase that is
-to be typed is asked now, not after the disks were already wiped.
+declared up front, checked before starting), a btrfs UUID or an LVM PV UUID
+must not be on a disk that stays (mkfs.btrfs and pvcreate refuse a UUID they
+see elsewhere: the original disk, still attached beside its replacement), and
+a LUKS passphrase that is to be typed is asked now, not after the disks were
+already wiped.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Preflight(Action):
     tools: list[str] = field(default_factory=list)
     passphrase_for: list[str] = field(default_factory=list)  # LUKS ids needing one
     unique_uuids: list[str] = field(default_factory=list)  # btrfs: must not be elsewhere
+    unique_pv_uuids: list[str] = field(default_factory=list)  # LVM PVs: likewise
     wiped: list[str] = field(default_factory=list)  # the disks the plan wipes
     type = "preflight"
     journaled = False
@@ -84,12 +86,14 @@ class Preflight(Action):
 
     def clashes(self, runner: Runner) -> list[str]:
         out = []
-        for uuid in self.unique_uuids:
+        for uuid, what, tool in ([(u, "btrfs UUID", "mkfs.btrfs") for u in self.unique_uuids]
+                                 + [(u, "LVM physical volume UUID", "pvcreate")
+                                    for u in self.unique_pv_uuids]):
             res = runner.run(["blkid", "-c", "/dev/null", "-o", "device", "-t", f"UUID={uuid}"],
                              check=False)
             for dev in res.text.split():
                 if not self.on_wiped_disk(dev):
-                    out.append(f"{dev} carries the btrfs UUID {uuid} the plan recreates, and "
-                               f"mkfs.btrfs refuses a UUID it finds on another device: detach "
+                    out.append(f"{dev} carries the {what} {uuid} the plan recreates, and "
+                               f"{tool} refuses a UUID it finds on another device: detach "
                                f"that disk or wipe it (wipefs -a {dev})")
         return out

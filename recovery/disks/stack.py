@@ -256,19 +256,25 @@ class LvmVg(Action):
         return d
 
     def thin_steps(self, pool: dict) -> list[Step]:
-        """A pool's metadata LV from the vgcfgbackup alone holds nothing valid:
-        write an empty pool with the same thin device ids and transaction id
-        into a new LV and swap it in (lvmthin(7), "metadata repair")."""
+        """A pool's metadata LV from the vgcfgbackup alone holds nothing valid.
+        lvmthin(7)'s metadata repair: a new LV swapped in makes the restored
+        metadata LV visible under the new LV's name; an empty pool with the same
+        thin device ids and transaction id is written into it and it is swapped
+        back, so the pool keeps the metadata LV of the vgcfgbackup (its UUID
+        and extents); the new LV, swapped out again, goes."""
         vg, name = self.name, pool["name"]
         tmp = f"amdr_meta_{name}"
+        swap = Step(["lvconvert", "--yes", "--thinpool", f"{vg}/{name}", "--poolmetadata",
+                     f"{vg}/{tmp}"])
         return [
-            Step(["lvcreate", "--yes", "--activate", "y", "--zero", "n", "--size",
+            Step(["lvcreate", "--yes", "--activate", "n", "--zero", "n", "--size",
                   f"{pool['metadata_bytes']}b", "--name", tmp, vg]),
+            swap,  # the restored metadata LV is now vg/tmp
+            Step(["lvchange", "--yes", "--activate", "y", f"{vg}/{tmp}"]),
             Step(["thin_restore", "-i", pool["xml_path"], "-o", f"/dev/{vg}/{tmp}"]),
             Step(["lvchange", "--yes", "--activate", "n", f"{vg}/{tmp}"]),
-            Step(["lvconvert", "--yes", "--thinpool", f"{vg}/{name}", "--poolmetadata",
-                  f"{vg}/{tmp}"]),
-            Step(["lvremove", "--yes", f"{vg}/{tmp}"]),  # now the old, empty metadata
+            swap,  # and back in the pool; vg/tmp is the new LV again
+            Step(["lvremove", "--yes", f"{vg}/{tmp}"]),
         ]
 
     def steps(self):

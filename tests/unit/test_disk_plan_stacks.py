@@ -148,7 +148,11 @@ def test_uefi_gpt_lvm():
         f"/dev/nvme1n1p3"]
     assert got["vg-vg0"] == [
         f"vgcfgrestore --file {rf} --force vg0",
-        "lvcreate --yes --activate y --zero n --size 4194304b --name amdr_meta_pool vg0",
+        # the restored metadata LV swapped out, filled, swapped back (its UUID and
+        # extents kept, as the VM round trip checks)
+        "lvcreate --yes --activate n --zero n --size 4194304b --name amdr_meta_pool vg0",
+        "lvconvert --yes --thinpool vg0/pool --poolmetadata vg0/amdr_meta_pool",
+        "lvchange --yes --activate y vg0/amdr_meta_pool",
         "thin_restore -i /target.amdr/thin-vg0-pool.xml -o /dev/vg0/amdr_meta_pool",
         "lvchange --yes --activate n vg0/amdr_meta_pool",
         "lvconvert --yes --thinpool vg0/pool --poolmetadata vg0/amdr_meta_pool",
@@ -189,8 +193,8 @@ def test_uefi_gpt_lvm():
         ("/", "/dev/vg0/root"), ("/boot", "/dev/nvme1n1p2"), ("/home", "/dev/vg0/home"),
         ("/boot/efi", "/dev/nvme1n1p1"), ("/srv/data", "/dev/vg0/data")]
     assert actions[0].tools == [
-        "wipefs", "sfdisk", "partx", "pvcreate", "vgcfgrestore", "lvcreate", "thin_restore",
-        "lvchange", "lvconvert", "lvremove", "vgchange", "mkfs.vfat", "mkfs.ext4",
+        "wipefs", "sfdisk", "partx", "pvcreate", "vgcfgrestore", "lvcreate", "lvconvert",
+        "lvchange", "thin_restore", "lvremove", "vgchange", "mkfs.vfat", "mkfs.ext4",
         "tune2fs", "mkswap", "mkfs.xfs", "mkdir", "mount"]
 
 
@@ -386,10 +390,11 @@ def test_btrfs_with_subvolumes_and_default():
         "-R free-space-tree /dev/vdb2",
         f"mkdir -p {mnt}",
         f"mount -t btrfs /dev/vdb2 {mnt}",
+        # in the order of their ids (256...260), so each gets its own id back
         f"btrfs subvolume create {mnt}/@",
         f"btrfs subvolume create {mnt}/@home",
-        f"btrfs subvolume create {mnt}/@snapshots",
         f"btrfs subvolume create {mnt}/@/var-lib",  # inside @: after it
+        f"btrfs subvolume create {mnt}/@snapshots",
         f"btrfs subvolume create {mnt}/@snapshots/home-1",
         f"btrfs subvolume set-default {mnt}/@",
         f"umount {mnt}"]
@@ -587,3 +592,97 @@ def test_preflight_refuses_a_btrfs_uuid_on_a_disk_that_stays():
         "device: detach that disk or wipe it (wipefs -a /dev/sdc2)")
     with pytest.raises(AmdrError):  # /dev/vdb10 is a partition of vdb, /dev/vdba is not
         pre.apply(Found(["/dev/vdba1"]))
+
+
+def test_preflight_refuses_an_lvm_pv_uuid_on_a_disk_that_stays():
+    """The original disk still attached (found in the VM round trip): pvcreate
+    --uuid refuses a UUID another device carries, after the wipe; the
+    preflight says so before anything.  The PV on the new disk's own array
+    (a re-run of an interrupted diskinit) goes with the wipe."""
+    from essentials.runner import Result
+
+    layout = load_plan_fixture("md-raid1-lvm")
+    actions = plan_disks(layout, {"/dev/sda": "/dev/sdc", "/dev/sdb": "/dev/sdd"}, {}, "/t",
+                         files=bundle_file,
+                         present={"/dev/sdc": {"path": "/dev/sdc", "children": [
+                             {"path": "/dev/sdc2", "type": "part", "children": [
+                                 {"path": "/dev/md0", "type": "raid1", "name": "md0"}]}]}})
+    pre = actions[0]
+    assert (pre.unique_uuids, pre.unique_pv_uuids) == (
+        [], ["Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H"])
+    assert pre.wiped == ["/dev/sdc", "/dev/md0", "/dev/sdd"]
+
+    class Found(Runner):
+        def __init__(self, devices):
+            super().__init__()
+            self.devices, self.calls = devices, []
+
+        def run(self, argv, **kw):
+            self.calls.append(argv)
+            return Result(argv, 0 if self.devices else 2, "\n".join(self.devices).encode())
+
+    ok = Found(["/dev/md0"])
+    pre.apply(ok)
+    assert ok.calls == [["blkid", "-c", "/dev/null", "-o", "device", "-t",
+                         "UUID=Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H"]]
+    with pytest.raises(AmdrError) as e:
+        pre.apply(Found(["/dev/md127"]))
+    assert str(e.value) == (
+        "nothing was changed: /dev/md127 carries the LVM physical volume UUID "
+        "Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H the plan recreates, and pvcreate refuses a "
+        "UUID it finds on another device: detach that disk or wipe it (wipefs -a /dev/md127)")
+
+
+def test_btrfs_subvolumes_keep_their_ids_and_directories_between_them():
+    """Found in the VM round trip: made by depth, @home/cache (id 258) came
+    back as 259 and @log as 258, so an fstab with subvolid= would mount the
+    wrong one; and a subvolume inside a plain directory (systemd's
+    @/var/lib/machines) needs the directory first."""
+    from recovery.disks.fsactions import Format, creation_order
+
+    subvols = [{"id": 256, "path": "@", "parent_id": 5},
+               {"id": 257, "path": "@home", "parent_id": 5},
+               {"id": 258, "path": "@home/cache", "parent_id": 257},
+               {"id": 259, "path": "@log", "parent_id": 5},
+               {"id": 260, "path": "@/var/lib/machines", "parent_id": 256}]
+    assert [s["id"] for s in creation_order(subvols[::-1])] == [256, 257, 258, 259, 260]
+    # moved into a subvolume made later (mv): the parent still comes first
+    moved = [{"id": 256, "path": "@new/old", "parent_id": 257},
+             {"id": 257, "path": "@new", "parent_id": 5}]
+    assert [s["id"] for s in creation_order(moved)] == [257, 256]
+    f = Format("format-fs0", device="disk0p1", path="/dev/vdc1", fstype="btrfs",
+               subvolumes=subvols, default_subvolume={"id": 256, "path": "@"},
+               workdir="/t.amdr/mnt-fs0")
+    assert [" ".join(a) for a in f.render()[1:]] == [
+        "mkdir -p /t.amdr/mnt-fs0",
+        "mount -t btrfs /dev/vdc1 /t.amdr/mnt-fs0",
+        "btrfs subvolume create /t.amdr/mnt-fs0/@",
+        "btrfs subvolume create /t.amdr/mnt-fs0/@home",
+        "btrfs subvolume create /t.amdr/mnt-fs0/@home/cache",
+        "btrfs subvolume create /t.amdr/mnt-fs0/@log",
+        "mkdir -p /t.amdr/mnt-fs0/@/var/lib",
+        "btrfs subvolume create /t.amdr/mnt-fs0/@/var/lib/machines",
+        "btrfs subvolume set-default /t.amdr/mnt-fs0/@",
+        "umount /t.amdr/mnt-fs0"]
+
+
+def test_ext_raid_stride_and_stripe_width_come_back():
+    """Found in the VM round trip: ext4 on an MD array made with -E stride=4
+    came back without it (the kernel then mounts it without stripe=)."""
+    from essentials.layout.fs import parse_tune2fs
+    from recovery.disks.fsactions import Format
+
+    text = ("Block count:              87040\nReserved block count:     4352\n"
+            "Block size:               1024\nRAID stride:              4\n"
+            "RAID stripe width:        8\n")
+    p = parse_tune2fs(text)
+    assert (p["raid_stride"], p["raid_stripe_width"]) == (4, 8)
+    assert "raid_stride" not in parse_tune2fs("Block size:               1024\n")
+    f = Format("format-fs0", device="array0", path="/dev/md126", fstype="ext4",
+               uuid="0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+               params={"block_size": 1024, "raid_stride": 4, "raid_stripe_width": 8})
+    assert f.render()[0] == ["mkfs.ext4", "-F", "-q", "-U",
+                             "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", "-b", "1024",
+                             "-E", "stride=4,stripe_width=8", "/dev/md126"]
+    f.params = {"raid_stride": 16}
+    assert f.render()[0][-3:] == ["-E", "stride=16", "/dev/md126"]

@@ -32,7 +32,7 @@ PACKAGES = (
     "linux-image-amd64", "initramfs-tools", "zstd", "kmod", "udev",
     # the disk tools amanda-dr calls (sfdisk is in fdisk)
     "util-linux", "fdisk", "gdisk", "e2fsprogs", "xfsprogs", "btrfs-progs", "dosfstools",
-    "lvm2", "mdadm", "cryptsetup-bin", "efibootmgr",
+    "lvm2", "thin-provisioning-tools", "mdadm", "cryptsetup-bin", "efibootmgr",
     # restore and archive tools, the Amanda server and client for round trips
     "amanda-server", "amanda-client", "dump", "mt-st", "tar", "gzip", "acl", "attr",
     "gnupg", "openssh-client", "openssh-server",
