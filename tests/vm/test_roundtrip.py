@@ -11,7 +11,15 @@ the whole round trip in one script (the boot is most of a run's time):
  3. it is torn down (umount, vgchange -an, cryptsetup close, mdadm --stop);
  4. `amdr-recover diskinit --map /dev/vda=/dev/vdc ...` recreates it on new
     blank disks of the same size and mounts it under /mnt/t;
- 5. that is collected again; both bundles come back through a 9p share.
+ 5. that is collected again; both bundles come back through a 9p share;
+ 6. (LVM, MD, LUKS+LVM) `amdr-recover umount` and `mount` applied for real: a
+    marker file is written in each filesystem under /mnt/t, umount takes it
+    all down (nothing mounted, no /dev/mapper entry of the VG or LUKS mapping,
+    no array in /proc/mdstat), mount brings it back from the source bundle
+    (the markers, UUIDs and ext4 creation times unchanged: nothing formatted),
+    a second mount changes nothing, and umount twice (the second only says
+    there is nothing to do).  Results come back as "== ..." sections on stdout
+    and the commands' outputs in the share (umount1.out, mount1.out, ...).
 
 On the host the two layouts must agree on everything (every UUID, name,
 label, piece of tuning, partition, extent, subvolume and mountpoint) but
@@ -42,7 +50,7 @@ from .guest import DiskSpec, Guest, Result
 pytestmark = pytest.mark.vm
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
-TIMEOUT = 240  # seconds per guest command; a round trip takes 25-60 here
+TIMEOUT = 360  # seconds per guest command; a round trip takes 40-120 here
 
 # Helpers every stack's script starts with.  "== NAME ..." lines are what the
 # host reads back; `set -e` stops at the first failure (but diskinit's status
@@ -75,6 +83,44 @@ diskinit() {  # diskinit NAME ARGS...: amdr-recover diskinit from /tmp/src onto 
     python3 -m recovery.cli -v diskinit --bundle /tmp/src --target /mnt/t --yes "$@" \
         > "/out/$name.out" 2>&1 || rc=$?
     echo "== rc $name $rc"
+}
+under_t() { awk '$2 == "/mnt/t" || index($2, "/mnt/t/") == 1 {print $2, $1}' /proc/self/mounts \
+    | sort; }
+fsstate() {  # fsstate WHEN: per mountpoint under /mnt/t: UUID, ext4 creation time, device
+    echo "== fs $1"
+    under_t | while read -r mp src; do
+        created=$(dumpe2fs -h "$src" 2> /dev/null | sed -n 's/^Filesystem created: *//p' \
+            | tr ' ' _) || true  # none for xfs
+        echo "$mp $(blkid -p -o value -s UUID "$src") ${created:--} $src"
+    done
+}
+active() {  # what is left: mounts under /mnt/t, device-mapper devices, MD arrays
+    echo "== mounts $1"; under_t
+    echo "== mapper $1"; ls /dev/mapper
+    echo "== mdstat $1"; cat /proc/mdstat 2> /dev/null || true  # no md module: none
+}
+recover() {  # recover STEP ARGS...: amdr-recover ARGS, output in /out/STEP.out
+    local step=$1; shift
+    local rc=0
+    python3 -m recovery.cli "$@" > "/out/$step.out" 2>&1 || rc=$?
+    echo "== rc $step $rc"
+}
+remount() {  # remount MOUNT-ARGS...: what diskinit mounted, taken down and brought up again
+    under_t | while read -r mp _; do echo "$mp" > "$mp/amdr-marker"; done
+    fsstate before
+    recover umount1 umount --target /mnt/t
+    active "after umount"
+    recover mount1 mount --bundle /tmp/src --target /mnt/t "$@"
+    fsstate mounted
+    echo "== markers"
+    under_t | while read -r mp _; do echo "$mp $(cat "$mp/amdr-marker" || echo missing)"; done
+    recover mount2 mount --bundle /tmp/src --target /mnt/t "$@"
+    fsstate "mounted again"
+    recover umount2 umount --target /mnt/t
+    active "after umount twice"
+    recover umount3 umount --target /mnt/t
+    active "after umount thrice"
+    phase remounted
 }
 """
 
@@ -116,6 +162,7 @@ diskinit detached --map /dev/vda=/dev/vdc --map /dev/vdb=/dev/vdd
 phase diskinit
 collect after /mnt/t vdc vdd
 phase recollected
+remount --map /dev/vda=/dev/vdc --map /dev/vdb=/dev/vdd
 """
 
 MD_RAID = "A19D880F-05FC-4D3B-A006-743F0F84911E"
@@ -150,6 +197,8 @@ phase diskinit
 collect after /mnt/t vdc vdd
 writes end vda vdb
 phase recollected
+remount --map /dev/vda=/dev/vdc --map /dev/vdb=/dev/vdd
+writes final vda vdb
 """
 
 # the source's key slot is cheap to open (pbkdf2, 1000 iterations); the new
@@ -191,6 +240,8 @@ cryptsetup open --test-passphrase --key-file /tmp/key /dev/vdc2 && echo "== key 
 collect after /mnt/t vdc
 writes end vda vdb
 phase recollected
+remount --map /dev/vda=/dev/vdc --luks-key-file /tmp/key
+writes final vda vdb
 """
 # until amdr-recover diskinit takes --luks-key-file: what it will do, through
 # the session (Session.load already takes the key file)
@@ -273,6 +324,9 @@ class RoundTrip:
     def phases(self) -> dict[str, float]:
         return {h.split()[1]: int(h.split()[2]) / 1000 for h, _ in self.sections
                 if h.startswith("time ")}
+
+    def section(self, head: str) -> str:
+        return next(body for h, body in self.sections if h == head)
 
     def output(self, step: str) -> str:
         return (self.out / f"{step}.out").read_text()
@@ -383,6 +437,46 @@ def mounted(layout: dict) -> dict[str, str]:
     return out
 
 
+# -- amdr-recover umount and mount, applied to what diskinit left mounted ---------------------
+
+def fs_ids(rt: RoundTrip, when: str) -> dict[str, tuple[str, str]]:
+    """Mountpoint under /mnt/t -> (filesystem UUID, ext4 creation time or "-")."""
+    return {mp: (uuid, created) for mp, uuid, created, _ in
+            (ln.split() for ln in rt.section(f"fs {when}").splitlines())}
+
+
+def assert_nothing_active(rt: RoundTrip, when: str, maps: tuple[str, ...]):
+    assert rt.section(f"mounts {when}").strip() == "", rt.explain()
+    left = [m for m in rt.section(f"mapper {when}").split() if m.startswith(maps)]
+    assert not left, f"{rt.name}: still in /dev/mapper {when}: {left}" + rt.explain()
+    mdstat = rt.section(f"mdstat {when}")
+    assert not re.search(r"^md\S+ : ", mdstat, re.M), f"{rt.name}: {when}:\n{mdstat}"
+
+
+def assert_mount_umount_apply(rt: RoundTrip, mountpoints: set[str], maps: tuple[str, ...]):
+    """umount takes down everything, mount brings the same filesystems back
+    (nothing formatted: UUIDs, creation times and a file written before), and
+    both are no-ops when run again."""
+    for step in ("umount1", "mount1", "mount2", "umount2", "umount3"):
+        assert rt.rc(step) == 0, f"{rt.name}: amdr-recover {step[:-1]} failed" + rt.explain()
+    before = fs_ids(rt, "before")
+    assert set(before) == {"/mnt/t" + mp.rstrip("/") for mp in mountpoints}, before
+    assert all(uuid for uuid, _ in before.values()), before
+    assert fs_ids(rt, "mounted") == before == fs_ids(rt, "mounted again")
+    assert dict(ln.split() for ln in rt.section("markers").splitlines()) == {
+        mp: mp for mp in before}
+    assert_nothing_active(rt, "after umount", maps)
+    assert_nothing_active(rt, "after umount twice", maps)
+    assert_nothing_active(rt, "after umount thrice", maps)
+    first, again = rt.output("mount1"), rt.output("mount2")
+    for text in (first, again):
+        assert not re.search(r"\b(mkfs|wipefs|sgdisk|sfdisk|pvcreate|luksFormat|mdadm --create)",
+                             text), text
+    assert again.count("already mounted") == len(before), again
+    assert "nothing is mounted under /mnt/t" in rt.output("umount3"), rt.output("umount3")
+    assert "nothing is mounted under /mnt/t any more" in rt.output("umount2")
+
+
 # -- LVM ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -424,6 +518,11 @@ def test_lvm_round_trip(lvm):
     assert mounted(after) == {"/": "root", "/boot": "boot", "/srv": "srv", "/data": "thin"}
 
 
+def test_lvm_mount_and_umount_apply(lvm):
+    assert lvm.rc("detached") == 0, lvm.explain()
+    assert_mount_umount_apply(lvm, {"/", "/boot", "/srv", "/data"}, ("vgdata-",))
+
+
 # -- MD RAID1 -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -453,7 +552,13 @@ def test_md_round_trip(md):
 
 
 def test_md_original_members_stay_attached_and_untouched(md):
-    assert md.writes("before") == md.writes("diskinit") == md.writes("end")
+    assert md.writes("before") == md.writes("diskinit") == md.writes("end") == md.writes("final")
+
+
+def test_md_mount_and_umount_apply(md):
+    assert md.rc("md") == 0, md.explain()
+    assert_mount_umount_apply(md, {"/", "/boot"}, ())
+    assert md.output("mount2").count("is already assembled") == 2, md.output("mount2")
 
 
 # -- LUKS2 with LVM inside ------------------------------------------------------------------
@@ -489,7 +594,13 @@ def test_luks_lvm_round_trip(luks):
 
 
 def test_luks_original_and_bystander_disks_untouched(luks):
-    assert luks.writes("before") == luks.writes("diskinit") == luks.writes("end")
+    assert (luks.writes("before") == luks.writes("diskinit") == luks.writes("end")
+            == luks.writes("final"))
+
+
+def test_luks_lvm_mount_and_umount_apply(luks):
+    assert luks.rc("luks") == 0, luks.explain()
+    assert_mount_umount_apply(luks, {"/", "/boot", "/home"}, ("vgcrypt-", "cryptdata"))
 
 
 # -- btrfs subvolumes -----------------------------------------------------------------------
