@@ -22,6 +22,26 @@ from essentials import sealed
 DEFAULT_GNUPGHOME = "/etc/amanda-dr/recovery-gnupg"
 
 
+def add_key_options(p):
+    """The options that open a sealed bundle: the same on every subcommand."""
+    p.add_argument("--gnupghome", help="GnuPG home with the site's recovery key "
+                   "(default: $GNUPGHOME, /etc/amanda-dr/recovery-gnupg, ~/.gnupg)")
+    p.add_argument("--passphrase-file", help="file holding the recovery key's "
+                   "passphrase (default: asked on the terminal)")
+    p.add_argument("--signer", action="append", metavar="FINGERPRINT",
+                   help="accept bundles signed by this key (repeatable; default: "
+                        "keys with full or ultimate owner trust)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="use a bundle even if its signature or checksums do not "
+                        "verify (dangerous)")
+
+
+def key_options(args) -> dict:
+    """add_key_options' keys, as open_any's keyword arguments (verify aside)."""
+    return {"home": args.gnupghome, "passphrase_file": args.passphrase_file,
+            "signers": args.signer}
+
+
 def gnupghome(given: str | None) -> str:
     if given:
         return given

@@ -38,6 +38,7 @@ from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
 from essentials import cliutil
 from essentials.runner import Cmd, Recorded, Runner, display
 
+from .bundles import add_key_options, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
@@ -61,8 +62,7 @@ def _session(args) -> Session:
                         getattr(args, "amanda_host", None), getattr(args, "vtapes", None),
                         getattr(args, "until", None),
                         verify=not args.no_verify,
-                        keys={"home": args.gnupghome, "passphrase_file": args.passphrase_file,
-                              "signers": args.signer},
+                        keys=key_options(args),
                         luks_key_file=getattr(args, "luks_key_file", None),
                         state_dir=getattr(args, "state_dir", None))
 
@@ -260,8 +260,7 @@ def _catalog_request(args, extra_volumes=()):
     return Request(servers=args.server or [], bundles=args.bundle or [],
                    reports=args.reports or [], scan=args.scan or [], disklist=args.disklist,
                    vtapes=args.vtapes or [], volumes=list(args.volume or []) + list(extra_volumes),
-                   keys={"home": args.gnupghome, "passphrase_file": args.passphrase_file,
-                         "signers": args.signer},
+                   keys=key_options(args),
                    verify=not args.no_verify)
 
 
@@ -384,12 +383,7 @@ def _catalog_options(sp):
                    help="read the volumes' headers: vtape directories, slots, tape drives")
     g.add_argument("--disklist", metavar="FILE",
                    help="a disklist, for the real disk names in reports")
-    g.add_argument("--gnupghome", help="GnuPG home with the site's recovery key")
-    g.add_argument("--passphrase-file", help="file holding the recovery key's passphrase")
-    g.add_argument("--signer", action="append", metavar="FINGERPRINT",
-                   help="accept bundles signed by this key (repeatable)")
-    g.add_argument("--no-verify", action="store_true",
-                   help="use a bundle even if it does not verify (dangerous)")
+    add_key_options(g)
     g = sp.add_argument_group("volumes")
     g.add_argument("--vtapes", action="append", metavar="DIR",
                    help="a chg-disk directory whose volumes are at hand (besides the ones "
@@ -416,13 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         if bundle:
             sp.add_argument("--bundle", required=True,
                             help="sealed bundle (HOST-...amdr.gpg) or bundle directory")
-            sp.add_argument("--gnupghome", help="GnuPG home with the site's recovery key "
-                            "(default: $GNUPGHOME, /etc/amanda-dr/recovery-gnupg, ~/.gnupg)")
-            sp.add_argument("--passphrase-file", help="file holding the recovery key's "
-                            "passphrase (default: asked on the terminal)")
-            sp.add_argument("--signer", action="append", metavar="FINGERPRINT",
-                            help="accept bundles signed by this key (repeatable; default: "
-                                 "keys with full or ultimate owner trust)")
+            add_key_options(sp)
             sp.add_argument("--map", action="append", metavar="OLD=NEW",
                             help="original disk OLD is disk NEW here (repeatable)")
             sp.add_argument("--luks-key-file", metavar="FILE",
@@ -434,9 +422,6 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default: the one in the bundle's amanda.conf)")
                 sp.add_argument("--until", help="restore the state as of this Amanda "
                                 "datestamp")
-            sp.add_argument("--no-verify", action="store_true",
-                            help="use a bundle even if its signature or checksums do not "
-                                 "verify (dangerous)")
         sp.add_argument("--target", required=True, help="directory to mount the system under")
         sp.add_argument("--state-dir", metavar="DIR",
                         help="the diskinit journal, scratch mounts and what is active "

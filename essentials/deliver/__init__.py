@@ -15,16 +15,13 @@ material.
 from __future__ import annotations
 
 import importlib
-import re
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, AmdrError
+from ..sealed import SUFFIX, parse_name
 
 TYPES = ("sftp", "mail", "local")
 
-# HOST-YYYYMMDDTHHMMSSZ.amdr.gpg; the timestamp is UTC, so it sorts as text
-_STAMP = r"(\d{8}T\d{6}Z)"
-SUFFIX = ".amdr.gpg"
 
 
 class DeliveryError(AmdrError):
@@ -39,8 +36,10 @@ def bundle_stamp(name: str, host: str) -> str | None:
     Why a strict pattern and not the glob HOST-*.amdr.gpg: host `web1` must
     never prune the bundles of host `web1-db` kept in the same directory.
     """
-    m = re.fullmatch(re.escape(host) + "-" + _STAMP + re.escape(SUFFIX), name)
-    return m.group(1) if m else None
+    parsed = parse_name(name)
+    if parsed is None or parsed[0] != host:
+        return None
+    return parsed[1].strftime("%Y%m%dT%H%M%SZ")  # UTC: sorts as text
 
 
 def bundle_date(name: str, host: str) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 from essentials.errors import EXIT_OK, EXIT_PARTIAL, CatalogError, ConfigError
 from essentials.runner import Runner
 
+from ..bundles import add_key_options, key_options, open_any
+from ..catalog.source import server_configs
 from . import conf as confmod
 from . import rebuild
 
@@ -36,10 +38,8 @@ def _changer(args) -> str:
 
 def _plan(args, target_for):
     if args.bundle:
-        from ..bundles import open_any
-        b = open_any(args.bundle, home=args.gnupghome, passphrase_file=args.passphrase_file,
-                     signers=args.signer, verify=not args.no_verify)
-        names = sorted({r.split("/")[1] for r in b.listdir("amanda") if r.count("/") >= 2})
+        b = open_any(args.bundle, verify=not args.no_verify, **key_options(args))
+        names = server_configs(b)
         old = args.from_config or (names[0] if len(names) == 1 else None)
         if old is None:
             raise CatalogError(f"{args.bundle}: " + (
@@ -127,12 +127,7 @@ def register(sub):
                      "directory of the Amanda server")
     src.add_argument("--scan", nargs="+", metavar="DEVICE",
                      help="no bundle: scan these devices or vtape directories")
-    sp.add_argument("--gnupghome", help="GnuPG home with the site's recovery key")
-    sp.add_argument("--passphrase-file", help="file holding the recovery key's passphrase")
-    sp.add_argument("--signer", action="append", metavar="FINGERPRINT",
-                    help="accept bundles signed by this key (repeatable)")
-    sp.add_argument("--no-verify", action="store_true",
-                    help="use a bundle even if it does not verify (dangerous)")
+    add_key_options(sp)
     sp.add_argument("--from-config", metavar="NAME",
                     help="which Amanda configuration of the bundle (default: its only one)")
     sp.add_argument("--config", metavar="NAME",

@@ -26,6 +26,7 @@ from essentials.runner import Cmd, Runner
 
 from ..catalog import amconf, findout, tapelist as tapelistmod, tracelog
 from ..catalog.model import OK, Dump
+from ..catalog.source import server_configs
 from . import conf as confmod
 from . import indexfmt, synth
 
@@ -139,8 +140,7 @@ def _common_files(target: confmod.Target, conf_text: str, disklist: str, tapelis
 def plan_from_bundle(bundle, target: confmod.Target, old_name: str | None = None,
                      exists=os.path.exists) -> RebuildPlan:
     """Input 1: the server's own files, as `amdr-essentials collect` took them."""
-    names = sorted({rel.split("/")[1] for rel in bundle.listdir("amanda")
-                    if rel.count("/") >= 2})
+    names = server_configs(bundle)
     if not names:
         raise CatalogError(f"{bundle.root}: the bundle holds no Amanda server database "
                            f"(it was not collected on the Amanda server)")

@@ -55,9 +55,15 @@ def build_config(name: str, conf_text: str | None, disklist_text: str | None,
     return ConfigCatalog(name, conf, dl, dumps, tl)
 
 
+def server_configs(bundle: Bundle) -> list[str]:
+    """The Amanda server configurations a bundle holds: amanda/CONF/... each
+    (amanda/client.yaml is the client side, not a configuration)."""
+    return sorted({rel.split("/")[1] for rel in bundle.listdir("amanda")
+                   if rel.count("/") >= 2})
+
+
 def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
-    # amanda/CONF/... per server config; amanda/client.yaml is the client side
-    names = sorted({rel.split("/")[1] for rel in bundle.listdir("amanda") if rel.count("/") >= 2})
+    names = server_configs(bundle)
     if not names:
         raise CatalogError(f"{bundle.root}: the bundle holds no Amanda catalog (was it "
                            f"collected on the Amanda server?)")

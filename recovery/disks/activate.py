@@ -29,7 +29,8 @@ from essentials.runner import Runner
 from .actions import Action, Step
 from .fsactions import FS_TYPES, Mount, _mounted
 from .mapping import Match, human, identity_match
-from .plan import PlanError, alias_disks, luks_name, mount_actions, needed_disks
+from .plan import (PlanError, alias_disks, luks_name, mount_actions, needed_disks,
+                   stack_deps, walk_stack)
 from .preflight import Preflight, tools_of
 from .ptable import partition_path
 from .stack import LuksOpen, Passphrase, wait_paths
@@ -394,20 +395,10 @@ class _MountPlanner:
             self.wrong.append(uuid_problem(what, uuid, original, path, found))
 
     def stack(self):
-        pending = ([("md", a) for a in self.layout.get("md") or []]
-                   + [("luks", c) for c in self.layout.get("luks") or []]
-                   + [("vg", v) for v in self.layout.get("lvm") or []])
-        progress = True
-        while pending and progress:
-            progress = False
-            for item in list(pending):
-                kind, entry = item
-                if all(dep in self.paths for dep in deps(kind, entry)):
-                    getattr(self, kind)(entry)
-                    pending.remove(item)
-                    progress = True
+        pending = walk_stack(self.layout, self.paths, lambda kind, entry:
+                             getattr(self, kind)(entry))
         for kind, entry in pending:
-            missing = [dep for dep in deps(kind, entry) if dep not in self.paths]
+            missing = [dep for dep in stack_deps(kind, entry) if dep not in self.paths]
             name = entry.get("path") or entry.get("device_path") or entry.get("name")
             log.info("%s is not activated: it sits on %s, which is not here", name,
                      ", ".join(map(str, missing)))
@@ -509,14 +500,6 @@ class _MountPlanner:
             raise PlanError("cannot mount, nothing was changed:\n  "
                             + "\n  ".join(self.missing))
         return [Preflight("preflight", tools=tools_of(self.actions))] + self.actions
-
-
-def deps(kind: str, entry: dict) -> list:
-    if kind == "md":
-        return [m["device"] for m in entry["members"] if m.get("device")]
-    if kind == "luks":
-        return [entry.get("device")]
-    return [pv.get("device") for pv in entry["physical_volumes"]]
 
 
 def plan_mount(layout: dict, mapping: dict[str, str], target: str,

@@ -123,6 +123,35 @@ def mount_actions(layout: dict, paths: dict[str, str], target: str, cls=Mount) -
     return mounts
 
 
+def stack_deps(kind: str, entry: dict) -> list:
+    """The layout ids an MD array, LUKS container or VG sits on."""
+    if kind == "md":
+        return [m["device"] for m in entry["members"] if m.get("device")]
+    if kind == "luks":
+        return [entry.get("device")]
+    return [pv.get("device") for pv in entry["physical_volumes"]]
+
+
+def walk_stack(layout: dict, paths: dict, visit: Callable[[str, dict], None]) -> list:
+    """Visit MD arrays, LUKS containers and VGs in dependency order (any nesting).
+
+    visit(kind, entry) must add the ids it makes to `paths`; returns the
+    (kind, entry) pairs whose devices never became available."""
+    pending = ([("md", a) for a in layout.get("md") or []]
+               + [("luks", c) for c in layout.get("luks") or []]
+               + [("vg", v) for v in layout.get("lvm") or []])
+    progress = True
+    while pending and progress:
+        progress = False
+        for item in list(pending):
+            kind, entry = item
+            if all(dep in paths for dep in stack_deps(kind, entry)):
+                visit(kind, entry)
+                pending.remove(item)
+                progress = True
+    return pending
+
+
 class _Planner:
     def __init__(self, layout, mapping, sizes, target, present, files, read, luks_keys,
                  passphrase, workdir, reasons, unmatched):
@@ -208,19 +237,8 @@ class _Planner:
 
     # -- the stack ------------------------------------------------------------------
     def stack(self):
-        pending = ([("md", a) for a in self.layout.get("md") or []]
-                   + [("luks", c) for c in self.layout.get("luks") or []]
-                   + [("vg", v) for v in self.layout.get("lvm") or []])
-        progress = True
-        while pending and progress:
-            progress = False
-            for item in list(pending):
-                kind, entry = item
-                deps = self.deps(kind, entry)
-                if all(dep in self.paths for dep in deps):
-                    getattr(self, kind)(entry)
-                    pending.remove(item)
-                    progress = True
+        pending = walk_stack(self.layout, self.paths, lambda kind, entry:
+                             getattr(self, kind)(entry))
         # a dependency on a disk that could not be placed (unmapped, too small) or
         # on another item left out is explained by that problem already
         explained = set(self.unplaced) | {None}  # None: not collected (checks said so)
@@ -229,20 +247,13 @@ class _Planner:
             explained |= {lv["id"] for lv in entry.get("logical_volumes") or []}
             explained |= {p["id"] for p in (entry.get("ptable") or {}).get("partitions", [])}
         for kind, entry in pending:
-            missing = [dep for dep in self.deps(kind, entry) if dep not in self.paths]
+            missing = [dep for dep in stack_deps(kind, entry) if dep not in self.paths]
             if all(dep in explained for dep in missing):
                 continue
             name = entry.get("path") or entry.get("device_path") or entry.get("name")
             self.problems.append(f"{name}: it sits on {', '.join(missing)}, which this plan "
                                  f"does not make")
 
-    @staticmethod
-    def deps(kind, entry) -> list[str]:
-        if kind == "md":
-            return [m["device"] for m in entry["members"] if m.get("device")]
-        if kind == "luks":
-            return [entry.get("device")]
-        return [pv.get("device") for pv in entry["physical_volumes"]]
 
     def md(self, a):
         slots: list[str] = ["missing"] * int(a.get("raid_devices") or 0)
