@@ -21,10 +21,9 @@ from essentials.runner import Runner
 
 from .bundles import open_any
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
-from .disks import activate, devnodes, guard, journal, present
+from .disks import activate, devnodes, guard, journal, merge, present
 from .disks.mapping import match_disks
-from .disks.plan import needed_disks, plan_disks
-from .disks.ptable import partition_path
+from .disks.plan import contents, needed_disks, plan_disks
 from .disks.stack import Passphrase
 from .restore.media import VtapeLibrary
 from .restore.plan import plan_restores
@@ -117,19 +116,26 @@ class Session:
         boot = guard.system_disks(runner)
         probes = {d["path"]: probe(runner, d["path"]) for d in disks
                   if os.path.realpath(d["path"]) not in boot}
+        # their partitions too: a disk merged onto another is found by what is in them
+        probes.update({c["path"]: probe(runner, c["path"]) for d in disks
+                       if d["path"] in probes for c in d.get("children") or []
+                       if c.get("type") == "part"})
         maps = {old: os.path.realpath(new) for old, new in self.maps.items()}
         m = activate.match_present(self.layout, disks, probes, maps, boot)
         if m.problems:
             raise ConfigError("\n".join(m.problems))
         self.matched = m
         probed = {}
+        paths = merge.partition_paths(needed_disks(self.layout), m.mapping,
+                                      contents(self.layout))
         for d in needed_disks(self.layout):
             new = m.mapping.get(d["path"])
             if new is None:
                 continue
             probed[new] = probes.get(new) or probe(runner, new)
-            parts = [partition_path(new, p["number"])
-                     for p in (d.get("ptable") or {}).get("partitions") or []]
+            parts = [paths[i] for i in [d["id"]] + [p["id"] for p in (d.get("ptable") or {})
+                                                      .get("partitions") or []]
+                     if paths.get(i, new) != new]
             if parts and not all(devnodes.ensure_node(p) for p in parts):
                 # the kernel has not read this disk's table (a loop device
                 # attached without -P): ask it to; nothing on the disk changes

@@ -26,11 +26,12 @@ from pathlib import Path
 from essentials.errors import AmdrError, RefusedError
 from essentials.runner import Runner
 
+from . import merge
 from .actions import Action, Step
 from .fsactions import FS_TYPES, Mount, _mounted
 from .mapping import Match, human, identity_match
-from .plan import (PlanError, alias_disks, luks_name, mount_actions, needed_disks,
-                   stack_deps, walk_stack)
+from .plan import (PlanError, alias_disks, contents, luks_name, mount_actions,
+                   needed_disks, stack_deps, walk_stack)
 from .preflight import Preflight, tools_of
 from .ptable import partition_path
 from .stack import LuksOpen, Passphrase, wait_paths
@@ -333,7 +334,37 @@ def match_present(layout: dict, present_disks: list[dict], probes: dict[str, dic
         m.mapping[d["path"]], m.reasons[d["path"]] = hit["path"], why
         used.add(hit["path"])
         free = [p for p in free if p["path"] != hit["path"]]
+    for d in [d for d in disks if d["path"] in m.unmatched]:
+        hit, why = merged_onto(layout, d, present_disks, probes, boot)
+        if hit:
+            del m.unmatched[d["path"]]
+            m.mapping[d["path"]], m.reasons[d["path"]] = hit, why
     return m
+
+
+def merged_onto(layout: dict, d: dict, present_disks: list[dict], probes: dict[str, dict],
+                boot: set[str]) -> tuple[str | None, str | None]:
+    """The present disk an original disk was merged onto with others (merge.py),
+    found by what lies in that disk's partitions: every GPT PARTUUID of the
+    original's partitions, else every UUID the layout has on them."""
+    pt = d.get("ptable") or {}
+    ids = {d["id"]} | {p["id"] for p in pt.get("partitions") or []}
+    want_parts = {_ptid(p.get("uuid")) for p in pt.get("partitions") or []
+                  if pt.get("label") == "gpt" and p.get("uuid")}
+    want = [f.get("uuid") for f in layout["filesystems"] if f["device"] in ids and f.get("uuid")]
+    hits = []
+    for disk in present_disks:
+        if disk["path"] in boot:
+            continue
+        kids = [probes.get(c["path"]) or {} for c in disk.get("children") or []
+                if c.get("type") == "part"]
+        if want_parts and want_parts <= {_ptid(k.get("PART_ENTRY_UUID")) for k in kids}:
+            hits.append((disk["path"], "the PARTUUIDs of its partitions (merged with another "
+                                       "disk's)"))
+        elif want and all(any(same_uuid(k.get("UUID"), u) for k in kids) for u in want):
+            hits.append((disk["path"], "the UUIDs in its partitions (merged with another "
+                                       "disk's)"))
+    return hits[0] if len(hits) == 1 else (None, None)
 
 
 # -- planning (pure) -----------------------------------------------------------------
@@ -368,18 +399,16 @@ class _MountPlanner:
 
     def disks(self):
         for d in needed_disks(self.layout):
-            new = self.mapping.get(d["path"])
-            if new is None:
+            if self.mapping.get(d["path"]) is None:
                 why = self.unmatched.get(d["path"])
                 self.missing.append(f"{d['path']} ({human(d['size'])}): no disk here is known "
                                     f"to hold it; give --map {d['path']}=DISK"
                                     + (f" ({why})" if why else ""))
-                continue
-            self.paths[d["id"]] = new
-            self.direct.add(d["id"])
-            for p in (d.get("ptable") or {}).get("partitions") or []:
-                self.paths[p["id"]] = partition_path(new, p["number"])
-                self.direct.add(p["id"])
+        # several original disks on one (merged by diskinit): numbered as diskinit did
+        for i, path in merge.partition_paths(needed_disks(self.layout), self.mapping,
+                                             contents(self.layout)).items():
+            self.paths[i] = path
+            self.direct.add(i)
         for alias, first in alias_disks(self.layout).items():
             if first in self.paths:
                 self.paths.setdefault(alias, self.paths[first])

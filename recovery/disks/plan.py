@@ -22,7 +22,7 @@ from typing import Callable
 from essentials.errors import AmdrError
 from essentials.layout.schema import by_id
 
-from . import checks, vgcfg
+from . import checks, merge, vgcfg
 from .actions import Action
 from .fsactions import FS_TYPES, Format, Mount
 from .mapping import human
@@ -63,7 +63,8 @@ def needed_disks(layout: dict) -> list[dict]:
             if d["id"] not in aliases and (d.get("ptable") or d["id"] in used)]
 
 
-def _contents(layout: dict) -> dict[str, Content]:
+def contents(layout: dict) -> dict[str, Content]:
+    """Layout id of a partition or disk -> what it holds, as sizing and merging see it."""
     out = {}
     for f in layout["filesystems"]:
         what = f["type"] + (f" on {f['mountpoint']}" if f.get("mountpoint") else "")
@@ -172,19 +173,14 @@ class _Planner:
 
     # -- checks ------------------------------------------------------------------
     def check_mapping(self, disks):
-        seen: dict[str, str] = {}
         for d in disks:
-            new = self.mapping.get(d["path"])
-            if new is None:
+            if self.mapping.get(d["path"]) is None:
                 why = self.unmatched.get(d["path"])
                 self.problems.append(f"{d['path']} ({d['size']} bytes, {human(d['size'])}): "
                                      f"no disk mapped to it; give --map {d['path']}=NEWDISK"
-                                     + (f" ({why})" if why else ""))
-            elif new in seen:
-                self.problems.append(f"{seen[new]} and {d['path']} are both mapped to {new}; "
-                                     f"each original disk needs a disk of its own")
-            else:
-                seen[new] = d["path"]
+                                     + (f" ({why})" if why else "")
+                                     + ("; several original disks can share one: --map "
+                                        "each of them to it" if self.mapping else ""))
 
     def new_size(self, new: str) -> tuple[int | None, int | None]:
         node = self.present.get(new) or {}
@@ -195,31 +191,48 @@ class _Planner:
     # -- disks -------------------------------------------------------------------
     def disks(self, disks, contents):
         tables = []
-        for d in disks:
-            new = self.mapping.get(d["path"])
-            fit = None
-            if new is not None and new not in [a.device for a in self.actions
-                                               if a.type == "wipe"]:
-                size, ss = self.new_size(new)
-                fit = fit_disk(d, new, size, ss, contents)
-                if fit.problem:
-                    self.problems.append(fit.problem)
-            if fit is None or fit.problem:
-                self.unplaced.add(d["id"])
-                self.unplaced |= {p["id"] for p in (d.get("ptable") or {}).get("partitions", [])}
+        self.unplace([d for d in disks if self.mapping.get(d["path"]) is None])
+        for new, group in merge.groups(disks, self.mapping):
+            notes: list[str] = []
+            if len(group) == 1:
+                d = group[0]
+            else:  # several original disks share this one (merge.py)
+                m = merge.merge(group, new, contents)
+                if m.problem:
+                    self.problems.append(m.problem)
+                    self.unplace(group)
+                    continue
+                d = m.disk
+                notes = m.notes + merge.follow_notes(self.layout, group, m.renamed, new)
+            size, ss = self.new_size(new)
+            fit = fit_disk(d, new, size, ss, contents)
+            if fit.problem:
+                self.problems.append(fit.problem)
+                self.unplace(group)
                 continue
             for i, (old, now) in fit.resized.items():
                 self.scale[i] = now / old
-            self.paths[d["id"]] = new
+            for g in group:
+                self.paths[g["id"]] = new
             holders, old_parts = inventory(self.present.get(new))
+            reason = "; ".join(dict.fromkeys(r for r in (self.reasons.get(g["path"])
+                                                         for g in group) if r))
             self.actions.append(WipeDisk(
-                f"wipe-{d['id']}", device=new, disk=d["id"], matched=self.reasons.get(d["path"]),
+                f"wipe-{d['id']}", device=new, disk=d["id"], matched=reason or None,
                 holders=holders, old_partitions=old_parts,
-                disk_fstype=(self.present.get(new) or {}).get("fstype")))
+                disk_fstype=(self.present.get(new) or {}).get("fstype"),
+                also=[g["id"] for g in group if g["id"] != d["id"]]))
             pt = d.get("ptable")
             if pt:
-                tables.append(self.table(f"ptable-{d['id']}", new, d["id"], pt, fit))
+                table = self.table(f"ptable-{d['id']}", new, d["id"], pt, fit)
+                table.notes = notes + table.notes
+                tables.append(table)
         self.actions += tables
+
+    def unplace(self, group):
+        for d in group:
+            self.unplaced.add(d["id"])
+            self.unplaced |= {p["id"] for p in (d.get("ptable") or {}).get("partitions", [])}
 
     def table(self, aid, device, owner, pt, fit=None) -> PartitionTable:
         parts = []
@@ -393,7 +406,7 @@ class _Planner:
         disks = needed_disks(self.layout)
         self.problems += checks.problems(self.layout)
         self.check_mapping(disks)
-        self.disks(disks, _contents(self.layout))
+        self.disks(disks, contents(self.layout))
         self.stack()
         if self.problems:
             raise PlanError("the layout cannot be recreated, nothing was changed:\n  "

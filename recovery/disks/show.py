@@ -102,7 +102,7 @@ def describe(a) -> str:
             s += "; no disk that stays carries a UUID to be recreated"
         return s
     if t == "wipe":
-        s = f"wipe every signature on {a.device}, the disk for {a.disk}"
+        s = f"wipe every signature on {a.device}, the disk for {' and '.join([a.disk] + a.also)}"
         if a.holders:
             s += f", after stopping {', '.join(h['path'] for h in a.holders)}"
         return s

@@ -57,6 +57,7 @@ class WipeDisk(Action):
 
     device: str = ""
     disk: str = ""  # id of the original disk recreated on it
+    also: list[str] = field(default_factory=list)  # further disks merged onto it (merge.py)
     matched: str | None = None  # why this disk was chosen
     holders: list[dict] = field(default_factory=list)
     old_partitions: list[dict] = field(default_factory=list)
@@ -88,7 +89,10 @@ class WipeDisk(Action):
     def identity(self) -> dict:
         # what a wipe makes is a blank disk, whatever was on it before: a
         # re-run (which finds the new partitions there) must match
-        return {"id": self.id, "type": self.type, "device": self.device, "disk": self.disk}
+        d = {"id": self.id, "type": self.type, "device": self.device, "disk": self.disk}
+        if self.also:
+            d["also"] = self.also
+        return d
 
     def execute(self, runner: Runner):
         if not runner.dry_run:

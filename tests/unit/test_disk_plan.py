@@ -264,15 +264,27 @@ def test_all_problems_reported_together():
         f"/dev/sda=NEWDISK"]
 
 
-def test_two_disks_on_one_new_disk_refused():
+def test_two_disks_on_one_mbr_disk_without_a_free_primary_number_refused():
+    """Merging is planned in test_disk_plan_merge.py; an MBR table with its
+    four primary numbers taken has no room for another disk's partition."""
     layout = efi_layout()
+    pt = layout["disks"][0]["ptable"]
+    pt["label"], pt["id"] = "dos", "0x1a2b3c4d"
+    for p, t in zip(pt["partitions"], ("ef", "83", "82")):
+        p["type"], p["uuid"], p["name"] = t, None, None
+    pt["partitions"].append(dict(id="disk0p4", number=4, path="/dev/sda4", start=19924992,
+                                 size=2048, type="83"))
     second = {"id": "disk1", "path": "/dev/sdb", "size": GIB, "sector_size": 512,
               "ptable": {"label": "gpt", "id": None, "partitions": [
                   dict(id="disk1p1", number=1, path="/dev/sdb1", start=2048, size=4096,
                        type=LINUX)]}}
     layout["disks"].append(second)
-    with pytest.raises(PlanError):
-        plan_disks(layout, {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdb"}, {}, "/t")
+    with pytest.raises(PlanError) as e:
+        plan_disks(layout, {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdb"},
+                   {"/dev/vdb": 40 * GIB}, "/t")
+    assert ("/dev/sda and /dev/sdb cannot share /dev/vdb: /dev/sdb1 needs a primary "
+            "partition, and the MBR table on /dev/vdb has its four numbers taken: map "
+            "/dev/sdb to a disk of its own") in str(e.value)
 
 
 def test_xfs_and_btrfs_format():

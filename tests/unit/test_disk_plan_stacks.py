@@ -484,14 +484,6 @@ def test_two_disks_of_different_sizes_on_larger_disks():
     assert actions[6].scale == 2.5
 
 
-def test_two_disks_on_one_disk_refused():
-    with pytest.raises(PlanError) as e:
-        plan_disks(two_disks_layout(), {"/dev/sda": "/dev/vdc", "/dev/sdb": "/dev/vdc"},
-                   {"/dev/vdc": 250 * GIB}, "/t")
-    assert ("/dev/sda and /dev/sdb are both mapped to /dev/vdc; each original disk needs a disk "
-            "of its own") in str(e.value)
-
-
 def test_whole_disk_filesystem_on_a_smaller_disk():
     layout = two_disks_layout()
     ok = plan_disks(layout, {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdc"},
