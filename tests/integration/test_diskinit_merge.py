@@ -403,7 +403,7 @@ def test_mbr_anchor_and_a_whole_disk_filesystem(src, disk, tmp_path):
 
 # -- 3: a disk too small for both ------------------------------------------------------------
 
-MARKER = b"amdr-merge-test: must survive a refused diskinit\n" * 8
+MARKER = (b"amdr-merge-test: must survive a refused diskinit\n" * 11)[:512]
 
 
 def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
@@ -412,7 +412,7 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
     with open(new, "r+b") as f:  # where a wipe or a partition table would write
         for off in (0, 512, 1024, MIB, size - 512):
             f.seek(off)
-            f.write(MARKER[:512])
+            f.write(MARKER)
         f.flush()
         os.fsync(f.fileno())
     before = (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False))
@@ -423,11 +423,17 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
     err = p.stderr
     assert "nothing was changed" in err
     assert f"{new} is too small" in err, err
-    assert str(size) in err or "400.0 MiB" in err, err  # what it has
-    assert "need" in err, err  # and what is needed
+    assert f"{new} has {size} bytes" in err or f"{new} has {size} " in err, err  # what it has
+    # and what is needed: B's partitions after A's (shifted by whole MiBs), the backup GPT
+    a_disk, b_disk = layout_of(src.gpt_bundle)["disks"]
+    a_end = max(end(q) for q in a_disk["ptable"]["partitions"])
+    first = min(q["start"] for q in b_disk["ptable"]["partitions"])
+    offset = -(-a_end // GRAIN) * GRAIN + first % GRAIN - first
+    need = (max(end(q) for q in b_disk["ptable"]["partitions"]) + offset + GPT_TAIL) * 512
+    assert f"need {need} bytes" in err, (need, err)
     assert (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
     with open(new, "rb") as f:
-        assert f.read(512) == MARKER[:512]
+        assert f.read(512) == MARKER
     assert mount_table(target) == []
     assert not target.exists() and not (tmp_path / "target.amdr").exists()
 
@@ -516,8 +522,9 @@ def test_mount_finds_both_originals_on_the_merged_disk(src, merged):
     umount()
     # no --map: A by its partition table id, B by its partitions' PARTUUIDs
     p = amdr("amdr-recover", "mount", "--bundle", src.gpt_bundle, "--target", target)
-    for orig in (src.a, src.b):
-        assert f") -> {new}  chosen by: " in mapping_line(p.stdout, orig), p.stdout + p.stderr
+    for orig, why in ((src.a, f"partition table id {A_PTUUID}"), (src.b, "PARTUUID")):
+        line = mapping_line(p.stdout, orig)
+        assert f") -> {new}  chosen by: " in line and why in line, p.stdout + p.stderr
     assert "chosen by: --map" not in p.stdout
     same_again(p)
     umount()

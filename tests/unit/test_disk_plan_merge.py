@@ -20,7 +20,7 @@ from recovery.disks.mapping import match_disks
 from recovery.disks.plan import PlanError, contents, needed_disks, plan_disks
 from recovery.disks.stack import LvmPv, Passphrase
 
-from .test_disk_plan import ESP, LINUX, SWAP, efi_layout
+from .test_disk_plan import ESP, LINUX, efi_layout
 from .test_disk_plan_stacks import lsblk_disk, two_disks_layout
 
 GIB = 1024 ** 3
