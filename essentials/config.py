@@ -35,6 +35,9 @@ class Field:
     doc: str = ""
     check: Callable[[Any], str | None] | None = None  # returns a complaint or None
     items: type | None = None  # for type=list: the type of each item
+    # names a file holding a secret: a secret pasted in its place must not be
+    # echoed by an error into cron mail and the log
+    secret: bool = False
 
 
 @dataclass
@@ -75,7 +78,8 @@ SFTP = {
     "port": Field(int, 22, check=_positive),
     "user": Field(str, doc="login name"),
     "key_file": Field(str, "/etc/amanda-dr/id_ed25519", check=_absolute,
-                      doc="private key for key authentication (no passphrase: cron)"),
+                      doc="private key for key authentication (no passphrase: cron)",
+                      secret=True),
     "known_hosts": Field(str, "/etc/amanda-dr/known_hosts", check=_absolute,
                          doc="the server's host key must be listed here"),
     "dir": Field(str, ".", doc="base directory; bundles go to DIR/HOST/"),
@@ -88,7 +92,8 @@ MAIL = {
     "security": Field(str, "starttls", check=_one_of("starttls", "ssl", "none"),
                       doc="starttls, ssl (SMTPS) or none"),
     "user": Field(str, doc="SMTP AUTH login (optional)"),
-    "password_file": Field(str, check=_absolute, doc="file holding the SMTP password"),
+    "password_file": Field(str, check=_absolute, doc="file holding the SMTP password",
+                           secret=True),
     "ca_file": Field(str, check=_absolute, doc="CA to verify the server's certificate"),
     "from": Field(str, doc="sender address; default root@FQDN"),
     "to": Field(list, items=str, doc="recipient addresses"),
@@ -134,7 +139,7 @@ SCHEMA = Section({
         "recipients": Field(list, required=True, items=str,
                             doc="fingerprints (or key ids / e-mails) to encrypt to"),
         "signer": Field(str, required=True, doc="fingerprint of this host's signing key"),
-        "passphrase_file": Field(str, check=_absolute,
+        "passphrase_file": Field(str, check=_absolute, secret=True,
                                  doc="file holding the signing key's passphrase, if it has one"),
     }, doc="encryption and signing"),
     "collect": Section({
@@ -235,8 +240,10 @@ class _Validator:
                             f"as written")
         if node.type is list and isinstance(value, str) and node.items is str:
             value = [value]  # a single recipient needs no list brackets
+        got = (f"a {type(value).__name__} of {len(str(value))} characters (not shown: this "
+               f"key names the file of a secret)" if node.secret else repr(value))
         if not _isinstance(value, node.type):
-            self.fail(path, f"expected {_type_name(node.type)}, got {value!r}")
+            self.fail(path, f"expected {_type_name(node.type)}, got {got}")
         if node.type is list and node.items:
             for i, item in enumerate(value):
                 if not _isinstance(item, node.items):
@@ -244,7 +251,7 @@ class _Validator:
         if node.check:
             complaint = node.check(value)
             if complaint:
-                self.fail(path, f"expected {complaint}, got {value!r}")
+                self.fail(path, f"expected {complaint}, got {got}")
         return value
 
 

@@ -218,52 +218,73 @@ class Unmount(Action):
         super().execute(runner)
 
 
+class _Deactivate(Action):
+    """One command that takes something down, skipped when it is down already."""
+
+    journaled = False
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_up(self) -> bool:
+        raise NotImplementedError
+
+    def down(self) -> str:
+        raise NotImplementedError
+
+    def steps(self):
+        return [Step(self.command())]
+
+    def execute(self, runner: Runner):
+        if not runner.dry_run and not self.is_up():
+            print(f"    ({self.down()})")
+            return
+        super().execute(runner)
+
+
 @dataclass
-class VgDeactivate(Action):
+class VgDeactivate(_Deactivate):
     name: str = ""
     type = "lvm_deactivate"
-    journaled = False
 
-    def steps(self):
-        return [Step(["vgchange", "--activate", "n", self.name])]
+    def command(self):
+        return ["vgchange", "--activate", "n", self.name]
 
-    def execute(self, runner: Runner):
-        if not runner.dry_run and not vg_active(self.name):
-            print(f"    (volume group {self.name} is not active)")
-            return
-        super().execute(runner)
+    def is_up(self):
+        return vg_active(self.name)
+
+    def down(self):
+        return f"volume group {self.name} is not active"
 
 
 @dataclass
-class LuksClose(Action):
+class LuksClose(_Deactivate):
     name: str = ""
     type = "luks_close"
-    journaled = False
 
-    def steps(self):
-        return [Step(["cryptsetup", "close", self.name])]
+    def command(self):
+        return ["cryptsetup", "close", self.name]
 
-    def execute(self, runner: Runner):
-        if not runner.dry_run and not luks_active(self.name):
-            print(f"    (/dev/mapper/{self.name} is not open)")
-            return
-        super().execute(runner)
+    def is_up(self):
+        return luks_active(self.name)
+
+    def down(self):
+        return f"/dev/mapper/{self.name} is not open"
 
 
 @dataclass
-class MdStop(Action):
+class MdStop(_Deactivate):
     path: str = ""
     type = "md_stop"
-    journaled = False
 
-    def steps(self):
-        return [Step(["mdadm", "--stop", self.path])]
+    def command(self):
+        return ["mdadm", "--stop", self.path]
 
-    def execute(self, runner: Runner):
-        if not runner.dry_run and not md_active(self.path):
-            print(f"    ({self.path} is not assembled)")
-            return
-        super().execute(runner)
+    def is_up(self):
+        return md_active(self.path)
+
+    def down(self):
+        return f"{self.path} is not assembled"
 
 
 # -- which present disk holds which original disk (pure) ------------------------------

@@ -233,7 +233,9 @@ def test_relative_path_for_absolute_only_key():
 
 def test_relative_passphrase_file():
     e = fails({"gpg": {"recipients": [FPR], "signer": SIGNER, "passphrase_file": "pass"}})
-    assert str(e) == f"{WHERE}: gpg.passphrase_file: expected an absolute path, got 'pass'"
+    # the value is not echoed: a passphrase pasted here would reach cron mail
+    assert str(e) == (f"{WHERE}: gpg.passphrase_file: expected an absolute path, got a str of "
+                      f"4 characters (not shown: this key names the file of a secret)")
 
 
 def test_mail_security_tls_is_not_a_choice():
@@ -415,3 +417,14 @@ def test_secret_file_missing(tmp_path):
     with pytest.raises(ConfigError) as e:
         read_secret_file(str(p), "SMTP password")
     assert str(e.value) == f"{p}: cannot read the SMTP password: No such file or directory"
+
+
+def test_a_password_pasted_for_its_file_is_not_echoed():
+    for value in ("S3cr3t pw!", 12345678):
+        e = fails(minimal(deliveries=[{"type": "mail", "to": ["a@x"], "user": "u",
+                                       "password_file": value}]))
+        assert "deliveries[0].password_file: expected" in str(e)
+        assert str(value) not in str(e) and "not shown" in str(e)
+    e = fails(minimal(deliveries=[{"type": "sftp", "host": "h", "user": "u",
+                                   "key_file": "-----BEGIN OPENSSH PRIVATE KEY-----"}]))
+    assert "BEGIN" not in str(e) and "deliveries[0].key_file" in str(e)
