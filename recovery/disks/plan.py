@@ -26,7 +26,7 @@ from . import checks, merge, vgcfg
 from .actions import Action
 from .fsactions import FS_TYPES, Format, Mount
 from .mapping import human
-from .preflight import Preflight, tools_of
+from .preflight import Preflight, blkid_uuid, tools_of
 from .ptable import Partition, PartitionTable, partition_path, required_bytes
 from .sizing import Content, fit_disk
 from .stack import LuksFormat, LuksOpen, LvmPv, LvmVg, MdCreate, Passphrase
@@ -402,6 +402,20 @@ class _Planner:
     def mounts(self):
         self.actions += mount_actions(self.layout, self.paths, self.target)
 
+    def other_uuids(self) -> list[list[str]]:
+        """UUIDs recreated that the preflight warns about when a disk that stays has them."""
+        out = []
+        for a in self.actions:
+            if isinstance(a, Format) and a.uuid and a.fstype != "btrfs":
+                out.append([a.uuid, f"the {a.fstype} " + ("area" if a.fstype == "swap" else
+                                                          "filesystem")
+                            + (f" labelled {a.label}" if a.label else "")])
+            elif isinstance(a, LuksFormat) and a.uuid:
+                out.append([a.uuid, f"the LUKS container on {a.path}"])
+            elif isinstance(a, MdCreate) and a.uuid:
+                out.append([blkid_uuid(a.uuid), f"the MD array {a.path}"])
+        return out
+
     def plan(self) -> list[Action]:
         disks = needed_disks(self.layout)
         self.problems += checks.problems(self.layout)
@@ -423,7 +437,8 @@ class _Planner:
                         unique_pv_uuids=[a.uuid for a in self.actions
                                          if isinstance(a, LvmPv) and a.uuid],
                         wiped=[p for a in self.actions if isinstance(a, WipeDisk)
-                               for p in [a.device] + [h["path"] for h in a.holders]])
+                               for p in [a.device] + [h["path"] for h in a.holders]],
+                        other_uuids=self.other_uuids())
         pre.passphrase = self.passphrase
         return [pre] + self.actions
 

@@ -613,6 +613,26 @@ def test_btrfs_uuid_on_a_disk_that_stays_is_refused_before_anything(lab, disk, t
     assert "untouched" in sh(["blkid", "-p", "-o", "export", new])
 
 
+def test_ext4_uuid_on_a_disk_that_stays_is_warned_about(lab, disk, tmp_path, capfd):
+    """The original root filesystem still attached: the recreation goes on (mkfs.ext4
+    does not mind), and the person is told the restored system may mount the old one."""
+    old = disk("old-root", 64)
+    sh(["mkfs.ext4", "-q", "-F", "-U", ROOT_UUID, "-L", "old-root", old])
+    new = disk("replacement", GPT_MIB)
+    target = tmp_path / "t"
+    try:
+        diskinit(layout_of(lab.gpt_bundle), lab.gpt, new, target)
+        err = capfd.readouterr().err
+        assert (f"warning: {old}, on a disk this plan does not touch, carries the UUID "
+                f"{ROOT_UUID} of the ext4 filesystem labelled root, which the plan recreates: "
+                f"detach that disk before the restored system boots") in err
+        assert err.count("warning: ") == 1
+        assert ROOT_UUID in sh(["blkid", "-p", "-o", "export", f"{new}p5"])
+        assert "old-root" in sh(["blkid", "-p", "-o", "export", old])  # left as it was
+    finally:
+        lab.umount_all(target)
+
+
 # -- LVM: pvcreate and vgcfgrestore from the captured vgcfgbackup ------------------------------
 
 def test_lvm_volume_group_restored_with_its_uuids(lab, disk, monkeypatch, tmp_path):

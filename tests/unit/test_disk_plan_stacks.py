@@ -573,8 +573,11 @@ def test_preflight_refuses_a_btrfs_uuid_on_a_disk_that_stays():
 
     ok = Found(["/dev/vdb2"])  # on the disk being recreated: it goes with the wipe
     pre.apply(ok)
-    assert ok.calls == [["blkid", "-c", "/dev/null", "-o", "device", "-t",
-                         "UUID=9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"]]
+    # the btrfs UUID first (refused), then the others (warned about)
+    assert ok.calls == [["blkid", "-c", "/dev/null", "-o", "device", "-t", f"UUID={u}"]
+                        for u in ["9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"]
+                        + [u for u, _ in pre.other_uuids]]
+    assert len(pre.other_uuids) >= 1
     pre.apply(Found([]))
     with pytest.raises(AmdrError) as e:
         pre.apply(Found(["/dev/vdb2", "/dev/sdc2"]))
@@ -615,8 +618,12 @@ def test_preflight_refuses_an_lvm_pv_uuid_on_a_disk_that_stays():
 
     ok = Found(["/dev/md0"])
     pre.apply(ok)
-    assert ok.calls == [["blkid", "-c", "/dev/null", "-o", "device", "-t",
-                         "UUID=Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H"]]
+    assert ok.calls[0] == ["blkid", "-c", "/dev/null", "-o", "device", "-t",
+                           "UUID=Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H"]
+    # the array's, the filesystem's and the swap's are looked for too (warned about)
+    assert [c[-1] for c in ok.calls[1:]] == ["UUID=3f1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8",
+                                             "UUID=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+                                             "UUID=1b2c3d4e-5f6a-4b7c-9d8e-9f0a1b2c3d4e"]
     with pytest.raises(AmdrError) as e:
         pre.apply(Found(["/dev/md127"]))
     assert str(e.value) == (
@@ -678,3 +685,41 @@ def test_ext_raid_stride_and_stripe_width_come_back():
                              "-E", "stride=4,stripe_width=8", "/dev/md126"]
     f.params = {"raid_stride": 16}
     assert f.render()[0][-3:] == ["-E", "stride=16", "/dev/md126"]
+
+
+def test_preflight_warns_of_other_uuids_on_a_disk_that_stays(capsys):
+    """An ext4 or MD UUID on the old disk, still attached, does not stop the
+    recreation, but the restored system could mount or assemble the old one."""
+    from essentials.runner import Result
+
+    layout = load_plan_fixture("md-raid1-lvm")
+    pre = plan_disks(layout, {"/dev/sda": "/dev/sdc", "/dev/sdb": "/dev/sdd"}, {}, "/t",
+                     files=bundle_file)[0]
+
+    class Found(Runner):
+        def run(self, argv, **kw):
+            found = {"UUID=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d": "/dev/sde5",
+                     "UUID=3f1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8": "/dev/sde2\n/dev/sdd2"}
+            out = found.get(argv[-1], "")
+            return Result(argv, 0 if out else 2, out.encode())
+
+    pre.apply(Found())
+    err = capsys.readouterr().err
+    assert err == (
+        "warning: /dev/sde2, on a disk this plan does not touch, carries the UUID "
+        "3f1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8 of the MD array /dev/md0, which the plan "
+        "recreates: detach that disk before the restored system boots, or it may mount or "
+        "assemble the old one\n"
+        "warning: /dev/sde5, on a disk this plan does not touch, carries the UUID "
+        "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d of the ext4 filesystem labelled root, which the "
+        "plan recreates: detach that disk before the restored system boots, or it may mount "
+        "or assemble the old one\n")
+
+
+def test_an_md_uuid_is_looked_for_as_blkid_shows_it():
+    from recovery.disks.preflight import blkid_uuid
+
+    assert blkid_uuid("641c6a23:900819e1:2ea9ec2d:7112fb1f") == \
+        "641c6a23-9008-19e1-2ea9-ec2d7112fb1f"
+    assert blkid_uuid("0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d") == \
+        "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
