@@ -7,9 +7,14 @@ addition instead of every later item "changing".
 
 from __future__ import annotations
 
+import copy
+
 NATURAL_KEYS = ("uuid", "path", "device_path", "name", "id", "number")
 IGNORED = {"root"}  # where the layout was collected from, not what it is
-VOLATILE = {"used"}  # changes with every file written: never a layout change
+# never a layout change: bytes used change with every file written; the options
+# a filesystem is mounted with now are known only while it is mounted (fstab's
+# options, which a restore brings back, are compared)
+VOLATILE = {"used", "mount_options"}
 
 
 def _keys(items: list[dict]) -> list[str]:
@@ -51,9 +56,22 @@ def flatten(obj, path: str = "", out: dict | None = None) -> dict:
     return out
 
 
+def settled(layout: dict) -> dict:
+    """A filesystem that fstab mounts but that is not mounted now (an automounted
+    ESP before its first use, a noauto /boot) is taken as mounted where fstab
+    says, so mounting it is no change."""
+    out = copy.deepcopy(layout)
+    where = {e.get("filesystem"): e.get("file") for e in out.get("fstab") or []
+             if e.get("filesystem") and str(e.get("file") or "").startswith("/")}
+    for f in out.get("filesystems") or []:
+        if not f.get("mountpoint") and where.get(f.get("id")):
+            f["mountpoint"] = where[f["id"]]
+    return out
+
+
 def diff(old: dict, new: dict) -> list[str]:
     """Human-readable differences, sorted by path; empty when the layouts agree."""
-    a, b = flatten(old), flatten(new)
+    a, b = flatten(settled(old)), flatten(settled(new))
     lines = []
     for path in sorted(set(a) | set(b)):
         if path not in b:

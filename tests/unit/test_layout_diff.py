@@ -95,8 +95,9 @@ def test_removed_filesystem_gives_minus_lines_only(layout):
     assert all(ln.endswith("(gone)") for ln in lines)
     assert f"- filesystems[uuid={SWAP_UUID}].type: 'swap' (gone)" in lines
     assert f"- filesystems[uuid={SWAP_UUID}].device_path: '/dev/sda2' (gone)" in lines
-    # one line per scalar key of the filesystem (params is an empty mapping: no leaf)
-    assert len(lines) == 8
+    # one line per scalar key of the filesystem (params is an empty mapping: no leaf;
+    # mount_options is volatile)
+    assert len(lines) == 7
 
 
 def test_top_level_root_is_ignored(layout):
@@ -171,3 +172,21 @@ def test_members_sharing_a_uuid_are_not_merged():
     new["filesystems"][0]["id"] = "fs0"
     lines = diff(old, new)
     assert any("/dev/sda1" in ln for ln in lines), lines
+
+
+def test_an_automounted_esp_mounted_or_not_is_no_change(layout):
+    """systemd's automount: /boot/efi is mounted only once something reads it."""
+    layout["fstab"] = [{"spec": f"UUID={BOOT_UUID}", "file": "/boot/efi", "vfstype": "vfat",
+                        "options": "umask=0077,x-systemd.automount", "freq": 0, "passno": 1,
+                        "filesystem": "fs0"}]
+    unmounted = copy.deepcopy(layout)
+    unmounted["filesystems"][0].update(mountpoint=None, mount_options=None)
+    assert diff(layout, unmounted) == [] and diff(unmounted, layout) == []
+    # fstab's own options are still compared, and so is a filesystem fstab does not name
+    changed = copy.deepcopy(unmounted)
+    changed["fstab"][0]["options"] = "umask=0022"
+    changed["filesystems"][2]["mountpoint"] = None
+    assert diff(layout, changed) == [
+        f"~ filesystems[uuid={ROOT_UUID}].mountpoint: '/' -> None",
+        "~ fstab[#0].options: 'umask=0077,x-systemd.automount' -> "
+        "'umask=0022'"]
