@@ -109,8 +109,8 @@ def _type_for(label: str, src_label: str | None, ptype, what: str) -> tuple[str 
         return ptype, ""
     kind = _kind(src_label, ptype)
     if kind is None:
-        return None, (f"{what} has type {ptype}, which has no equivalent in a "
-                      f"{'GPT' if label == 'gpt' else 'MBR'} partition table")
+        return None, (f"{what} has type {ptype}, which has no equivalent in "
+                      f"{'a GPT' if label == 'gpt' else 'an MBR'} partition table")
     return (GPT if label == "gpt" else DOS)[kind], ""
 
 

@@ -27,7 +27,6 @@ Only loop devices made here are touched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -41,7 +40,7 @@ from tests.lab.lab import sh
 
 from .helpers import amdr
 from .test_diskinit_roundtrip import SIZE_KEYS, Loops, layout_of
-from .test_mount_umount import created, mount_table
+from .test_mount_umount import created, mount_table, sha256
 
 pytestmark = pytest.mark.integration
 
@@ -287,12 +286,6 @@ def tune2fs(part: str, key: str) -> str:
                 if ln.startswith(key + ":"))
 
 
-def sha256(dev: str) -> str:
-    h = hashlib.sha256()
-    with open(dev, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sectors(loop: str) -> int:

@@ -316,7 +316,7 @@ def test_a_type_mbr_has_no_code_for_is_refused():
         plan_disks(layout, {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdb"},
                    {"/dev/vdb": 80 * GIB}, "/t")
     assert ("/dev/sdb1 has type 6A898CC3-1DD2-11B2-99A6-080020736631, which has no equivalent "
-            "in a MBR partition table") in str(e.value)
+            "in an MBR partition table") in str(e.value)
 
 
 # -- sizes -----------------------------------------------------------------------------------
