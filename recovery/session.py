@@ -141,8 +141,8 @@ class Session:
                 # attached without -P): ask it to; nothing on the disk changes
                 runner.run(["partx", "-a", new], check=False)
                 devnodes.wait_for(parts, timeout=5)
-            for part in parts:
-                probed[part] = probe(runner, part)
+            for part in parts:  # probed above when lsblk listed it
+                probed[part] = probes.get(part) or probe(runner, part)
         return activate.plan_mount(self.layout, m.mapping, self.target, probed,
                                    luks_keys=self.luks_keys,
                                    passphrase=Passphrase(ask_open_passphrase),

@@ -277,7 +277,6 @@ def merge(group: list[dict], new: str, contents: dict) -> Merged:
         "sector_size": ss,
         "ptable": {"label": label, "id": table_id, "first_lba": first_lba,
                    "last_lba": None, "partitions": parts},
-        "merged": [d["id"] for d in group],
     }
     return out
 

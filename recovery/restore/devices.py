@@ -25,7 +25,8 @@ from essentials.errors import ConfigError
 from essentials.runner import Runner
 
 from ..catalog import positioning
-from .media import Header, MediaError, VtapeLibrary, parse_header, read_header
+from .media import (Header, MediaError, VtapeLibrary, expect_header, parse_header,
+                    read_header)
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,9 @@ class TapeDrive:
     def check_image(self, label, filenum, host, disk, date, level) -> Header:
         r = self.runner.run(["dd", f"if={self.media.path}", "bs=32k", "count=1"],
                             what=f"reading the header of {label} file {filenum}")
-        h = parse_header(r.stdout)
-        want = (host, disk, date, level)
-        if h is None or (h.host, h.disk, h.date, h.level) != want:
-            got = (h.host, h.disk, h.date, h.level) if h else "no Amanda header"
-            raise MediaError(f"{label} file {filenum} on {self.media.path} holds {got}, the "
-                             f"catalog says {want}: a wrong volume in the drive, or the "
-                             f"catalog is stale")
-        return h
+        return expect_header(parse_header(r.stdout), (host, disk, date, level),
+                             f"{label} file {filenum} on {self.media.path}",
+                             ": a wrong volume in the drive, or the catalog is stale")
 
 
 def changer_from(spec: str | None, slots: dict[str, int] | None = None):

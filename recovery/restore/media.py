@@ -99,6 +99,15 @@ def parse_header(block: bytes) -> Header | None:
     return Header(kind, t[1] if len(t) > 1 else "")
 
 
+def expect_header(h: Header | None, want: tuple, where: str, why: str) -> Header:
+    """The header read at `where` must be the image the catalog names
+    (host, disk, date, level); else a MediaError ending in `why`."""
+    if h is None or (h.host, h.disk, h.date, h.level) != want:
+        got = (h.host, h.disk, h.date, h.level) if h else "no Amanda header"
+        raise MediaError(f"{where} holds {got}, the catalog says {want}{why}")
+    return h
+
+
 def read_header(path: Path) -> Header | None:
     with open(path, "rb") as f:
         return parse_header(f.read(HEADER_SIZE))
@@ -140,14 +149,9 @@ class VtapeLibrary:
     def check_image(self, label: str, filenum: int, host: str, disk: str, date: str,
                     level: int) -> Header:
         path = self.image_path(label, filenum)
-        h = read_header(path)
-        want = (host, disk, date, level)
-        if h is None or (h.host, h.disk, h.date, h.level) != want:
-            got = (h.host, h.disk, h.date, h.level) if h else "no Amanda header"
-            raise MediaError(f"{label} file {filenum} ({path}) holds {got}, the catalog "
-                             f"says {want}; the volume was overwritten or the catalog "
-                             f"is stale")
-        return h
+        return expect_header(read_header(path), (host, disk, date, level),
+                             f"{label} file {filenum} ({path})",
+                             "; the volume was overwritten or the catalog is stale")
 
     @property
     def available(self) -> set[str]:

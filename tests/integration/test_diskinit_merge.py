@@ -36,11 +36,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from essentials.bundle import sha256_file
 from tests.lab.lab import sh
 
 from .helpers import amdr
 from .test_diskinit_roundtrip import SIZE_KEYS, Loops, layout_of
-from .test_mount_umount import created, mount_table, sha256
+from .test_mount_umount import created, mount_table
 
 pytestmark = pytest.mark.integration
 
@@ -408,7 +409,7 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
             f.write(MARKER)
         f.flush()
         os.fsync(f.fileno())
-    before = (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False))
+    before = (sha256_file(new), sh(["blkid", "-p", "-o", "export", new], check=False))
     target = tmp_path / "target"
     p = amdr("amdr-recover", "diskinit", "--bundle", src.gpt_bundle, "--target", target,
              "--map", f"{src.a}={new}", "--map", f"{src.b}={new}", "--yes")
@@ -424,7 +425,7 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
     offset = -(-a_end // GRAIN) * GRAIN + first % GRAIN - first
     need = (max(end(q) for q in b_disk["ptable"]["partitions"]) + offset + GPT_TAIL) * 512
     assert f"need {need} bytes" in err, (need, err)
-    assert (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
+    assert (sha256_file(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
     with open(new, "rb") as f:
         assert f.read(512) == MARKER
     assert mount_table(target) == []
@@ -435,14 +436,14 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
 
 def test_plan_json_shows_the_merged_table_and_touches_nothing(src, disk, tmp_path):
     new = disk("merge-plan", MERGED_MIB)
-    before = (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False))
+    before = (sha256_file(new), sh(["blkid", "-p", "-o", "export", new], check=False))
     target = tmp_path / "t"
     p = amdr("amdr-recover", "plan", "--json", "--bundle", src.gpt_bundle, "--target", target,
              "--map", f"{src.a}={new}", "--map", f"{src.b}={new}")
     # a layout-only bundle: the disk plan, and why no restore can be planned (exit 1)
     assert p.returncode == 1, p.stdout + p.stderr
     doc = json.loads(p.stdout)
-    assert (sha256(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
+    assert (sha256_file(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
     assert not target.exists() and not (tmp_path / "t.amdr").exists()
     assert [e["disk"] for e in doc["errors"]] == [None]
     assert "no Amanda catalog" in doc["errors"][0]["message"]

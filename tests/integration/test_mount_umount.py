@@ -15,7 +15,6 @@ Only loop devices made here are touched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from essentials.bundle import write_manifest
+from essentials.bundle import sha256_file, write_manifest
 from recovery.disks import activate
 from tests.lab.lab import sh
 
@@ -71,12 +70,6 @@ def blkid_all(disk: str) -> dict[str, str]:
             for p in [disk] + [f"{disk}p{n}" for n in (1, 2, 3)]}
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -187,14 +180,14 @@ def test_mount_refuses_a_disk_that_does_not_hold_the_filesystems(system, tmp_pat
 def test_plan_json_touches_nothing(system, tmp_path):
     ld = system
     assert amdr("amdr-recover", "umount", "--target", ld.target).returncode == 0
-    before = (blkid_all(ld.new), sha256(ld.base / "mount-new.img"))
+    before = (blkid_all(ld.new), sha256_file(ld.base / "mount-new.img"))
     target = tmp_path / "t"
     p = amdr("amdr-recover", "plan", "--json", "--bundle", ld.bundle, "--target", target,
              "--map", f"{ld.src}={ld.new}")
     # a layout-only bundle: the disk plan, and why no restore can be planned
     assert p.returncode == 1, p.stdout + p.stderr
     doc = json.loads(p.stdout)
-    assert (blkid_all(ld.new), sha256(ld.base / "mount-new.img")) == before
+    assert (blkid_all(ld.new), sha256_file(ld.base / "mount-new.img")) == before
     assert not target.exists() and not (tmp_path / "t.amdr").exists()
 
     assert doc["target"] == str(target) and doc["state_dir"] == f"{target}.amdr"
@@ -232,7 +225,7 @@ def test_plan_json_touches_nothing(system, tmp_path):
             f"[after ptable-disk0]") in p.stdout
     assert f"      $ mount -t ext4 {ld.new}p1 {target}" in p.stdout
     assert "NOT RESTORABLE" in p.stdout
-    assert (blkid_all(ld.new), sha256(ld.base / "mount-new.img")) == before
+    assert (blkid_all(ld.new), sha256_file(ld.base / "mount-new.img")) == before
 
 
 def test_plan_that_cannot_be_made_is_reported_per_device_first(system, tmp_path):

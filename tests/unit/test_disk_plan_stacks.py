@@ -15,7 +15,7 @@ import yaml
 from essentials.errors import AmdrError
 from essentials.layout import rawdir, schema
 from essentials.layout.normalise import normalise
-from essentials.runner import Runner
+from essentials.runner import Result, Runner
 from recovery.disks.plan import PlanError, plan_disks
 from recovery.disks.stack import Passphrase
 
@@ -552,24 +552,28 @@ def test_stack_on_a_disk_that_was_not_collected():
         "  volume group vgsys: physical volume /dev/md0 is on a disk that was not collected"]
 
 
-def test_preflight_refuses_a_btrfs_uuid_on_a_disk_that_stays():
-    from essentials.runner import Result
+class Found(Runner):
+    """blkid -t UUID=...: the devices found, the same for every UUID (a list) or
+    per UUID=... (a dict); records what it was asked."""
 
+    def __init__(self, devices):
+        super().__init__()
+        self.devices, self.calls = devices, []
+
+    def run(self, argv, **kw):
+        self.calls.append(argv)
+        found = (self.devices.get(argv[-1], []) if isinstance(self.devices, dict)
+                 else self.devices)
+        return Result(argv, 0 if found else 2, "\n".join(found).encode())
+
+
+def test_preflight_refuses_a_btrfs_uuid_on_a_disk_that_stays():
     raw = rawdir.load(FIX / "layout-btrfs-loop")
     layout = normalise(raw, root="/var/tmp/amdr-layout-38opcikv/mnt")
     actions = plan_disks(layout, {"/dev/loop0": "/dev/vdb"}, {}, "/t")
     pre = actions[0]
     assert pre.unique_uuids == ["9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"]
     assert pre.wiped == ["/dev/vdb"]
-
-    class Found(Runner):
-        def __init__(self, devices):
-            super().__init__()
-            self.devices, self.calls = devices, []
-
-        def run(self, argv, **kw):
-            self.calls.append(argv)
-            return Result(argv, 0 if self.devices else 2, "\n".join(self.devices).encode())
 
     ok = Found(["/dev/vdb2"])  # on the disk being recreated: it goes with the wipe
     pre.apply(ok)
@@ -594,8 +598,6 @@ def test_preflight_refuses_an_lvm_pv_uuid_on_a_disk_that_stays():
     --uuid refuses a UUID another device carries, after the wipe; the
     preflight says so before anything.  The PV on the new disk's own array
     (a re-run of an interrupted diskinit) goes with the wipe."""
-    from essentials.runner import Result
-
     layout = load_plan_fixture("md-raid1-lvm")
     actions = plan_disks(layout, {"/dev/sda": "/dev/sdc", "/dev/sdb": "/dev/sdd"}, {}, "/t",
                          files=bundle_file,
@@ -606,15 +608,6 @@ def test_preflight_refuses_an_lvm_pv_uuid_on_a_disk_that_stays():
     assert (pre.unique_uuids, pre.unique_pv_uuids) == (
         [], ["Md1Pv2-Aa3B-Bb4C-Cc5D-Dd6E-Ee7F-Ff8G9H"])
     assert pre.wiped == ["/dev/sdc", "/dev/md0", "/dev/sdd"]
-
-    class Found(Runner):
-        def __init__(self, devices):
-            super().__init__()
-            self.devices, self.calls = devices, []
-
-        def run(self, argv, **kw):
-            self.calls.append(argv)
-            return Result(argv, 0 if self.devices else 2, "\n".join(self.devices).encode())
 
     ok = Found(["/dev/md0"])
     pre.apply(ok)
@@ -690,20 +683,12 @@ def test_ext_raid_stride_and_stripe_width_come_back():
 def test_preflight_warns_of_other_uuids_on_a_disk_that_stays(capsys):
     """An ext4 or MD UUID on the old disk, still attached, does not stop the
     recreation, but the restored system could mount or assemble the old one."""
-    from essentials.runner import Result
-
     layout = load_plan_fixture("md-raid1-lvm")
     pre = plan_disks(layout, {"/dev/sda": "/dev/sdc", "/dev/sdb": "/dev/sdd"}, {}, "/t",
                      files=bundle_file)[0]
 
-    class Found(Runner):
-        def run(self, argv, **kw):
-            found = {"UUID=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d": "/dev/sde5",
-                     "UUID=3f1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8": "/dev/sde2\n/dev/sdd2"}
-            out = found.get(argv[-1], "")
-            return Result(argv, 0 if out else 2, out.encode())
-
-    pre.apply(Found())
+    pre.apply(Found({"UUID=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d": ["/dev/sde5"],
+                     "UUID=3f1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8": ["/dev/sde2", "/dev/sdd2"]}))
     err = capsys.readouterr().err
     assert err == (
         "warning: /dev/sde2, on a disk this plan does not touch, carries the UUID "
