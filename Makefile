@@ -2,24 +2,25 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-PYTHON ?= python3
-
-# Debian packages the product and its tests call
-DEB_PACKAGES := amanda-server amanda-client dump fdisk util-linux e2fsprogs xfsprogs \
-	dosfstools btrfs-progs lvm2 thin-provisioning-tools mdadm cryptsetup-bin efibootmgr mt-st \
-	gnupg openssh-server openssh-client tar gzip acl attr \
-	python3 python3-venv python3-pip \
-	qemu-system-x86 qemu-utils debootstrap
+PYTHON ?= /usr/bin/python3
 
 .PHONY: setup test unit demo bench vm-image clean
 
+# make setup: the Debian packages come from the tool inventory
+# (essentials/inventory.py), the project's Python dependencies from Debian too,
+# so the tests run on the interpreter and library versions the live image carries
 setup:
 	@test "$$(id -u)" = 0 || { echo "make setup must run as root"; exit 1; }
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	test -x $(PYTHON) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$$($(PYTHON) -m essentials.inventory packages setup)
+	# the venv sees Debian's python3-* packages; pip adds only this project (no downloads)
+	grep -qsx 'include-system-site-packages = true' $(VENV)/pyvenv.cfg \
+		&& grep -qsx 'home = /usr/bin' $(VENV)/pyvenv.cfg || { rm -rf $(VENV); \
+		$(PYTHON) -m venv --system-site-packages $(VENV); }
+	$(PY) -m pip install -q --no-deps --no-build-isolation --no-index -e .
+	$(PY) -m essentials.inventory check-python
 
 test:
 	$(PY) -m pytest -ra
@@ -27,7 +28,7 @@ test:
 unit:
 	$(PY) -m pytest -ra tests/unit
 
-# the VM tier's guest (Debian kernel + debootstrapped root), cached under build/vm/;
+# the VM tier's guest (Debian kernel + debootstrapped root), cached in /var/cache/amanda-dr/vm/ (AMDR_CACHE);
 # `make test` builds it when missing
 vm-image:
 	$(PY) -m tests.vm.image

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import bundle, collectors, sealed
+from . import bundle, collectors, doctor, inventory, sealed
 from .collectors.base import Context
 from .config import read_secret_file
 from .deliver import deliver
@@ -254,6 +254,10 @@ def run(cfg: dict, runner: Runner | None = None, now: datetime | None = None,
     if not cfg["deliveries"]:
         raise ConfigError("deliveries: empty; a bundle would never leave this host. "
                           "Add an sftp, mail or local delivery")
+    # sealing's tools, probed before anything is collected (each collector
+    # still reports its own missing tool alone)
+    doctor.require({t.name: ["sealing the bundle"] for t in inventory.tools_of_uses(["seal"])},
+                   "amdr-essentials run")
     keys = sealed.sender_keys(cfg["gpg"]["home"], cfg["gpg"]["recipients"],
                               cfg["gpg"]["signer"])
     if cfg["gpg"]["passphrase_file"]:  # mode and presence, before collecting anything

@@ -8,6 +8,8 @@
   config-example  print a commented configuration
   host-key        create this host's signing key (once), print its public key
   install-cron    schedule `run` weekly (cron.d, or a systemd timer)
+  doctor          is every tool this host's collection calls installed, and
+                  does it run (exit 1 when a needed one is missing or broken)
 
 Exit status:
   0  success: every collector and every delivery succeeded
@@ -39,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import agent, bundle, cliutil, config, schedule
+from . import agent, bundle, cliutil, config, doctor, schedule
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, CommandError
 from .layout import diff as layout_diff
 from .lock import RunLock
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run `check || run` daily, so a layout change is caught early")
     i.add_argument("--dest", help=argparse.SUPPRESS)  # tests write elsewhere
     i.set_defaults(func=cmd_install_cron)
+
+    doctor.register(sub, ("essentials",), "amdr-essentials")
     return p
 
 

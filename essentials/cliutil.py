@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -21,6 +22,12 @@ def run(prog: str, parser, argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # `amdr-recover plan | head`: the reader has what it wanted; end quietly
+        # (stdout to /dev/null, so the interpreter's final flush fails no more)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except AmdrError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return e.exit_code

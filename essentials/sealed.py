@@ -260,21 +260,67 @@ def _check_signature(path: Path, res, signers: list[str] | None) -> Signature:
     return sig
 
 
-def _extract(tar_path: Path, into: Path, where: Path):
-    """Untar the plaintext; manifest first, plain files only, nothing outside `into`."""
+def _member_problem(m: tarfile.TarInfo, seen: set) -> str | None:
+    """Why a member may not be extracted, or None.
+
+    Explicit checks rather than tarfile's extraction filters: those arrived in
+    3.11.4, and Debian 12's python3 (what the live image runs) is 3.11.2."""
+    name = m.name
+    if not name or "\0" in name:
+        return "has an empty or invalid name"
+    if name.startswith("/"):
+        return "has an absolute path"
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts:
+        return "names the bundle's top directory"
+    if ".." in parts:
+        return "has a '..' component (it would be written outside the bundle)"
+    if m.issym() or m.islnk():
+        return f"is a {'symbolic' if m.issym() else 'hard'} link to {m.linkname!r}"
+    if m.ischr() or m.isblk():
+        return "is a device node"
+    if m.isfifo():
+        return "is a named pipe"
+    if not (m.isreg() or m.isdir()):
+        return "is not a plain file or directory"
+    key = "/".join(parts)
+    if key in seen:
+        return "appears twice (the second copy would replace the first)"
+    seen.add(key)
+    return None
+
+
+def extract_tar(tar_path: Path, into: Path, where: Path):
+    """Untar a bundle's plaintext: manifest first, plain files and directories
+    only, each written by us (0600 files, 0700 directories) inside `into`.
+
+    Every member is checked before the first is written, so a bundle with one
+    bad member leaves nothing behind to be mistaken for a good one."""
+    into = Path(into)
     try:
         with tarfile.open(tar_path, "r:") as tf:
             members = tf.getmembers()
-            if not members or members[0].name != MANIFEST:
+            if not members or members[0].name.lstrip("./") != MANIFEST:
                 raise BundleError(f"{where}: the first member is not {MANIFEST}; "
                                   f"not an amanda-dr bundle")
+            seen: set = set()
             for m in members:
-                if not (m.isfile() or m.isdir()):
-                    raise BundleError(f"{where}: member {m.name} is not a plain file; refusing")
-            tf.extractall(into, filter="data")
+                why = _member_problem(m, seen)
+                if why:
+                    raise BundleError(f"{where}: bundle member {m.name!r} {why}; refusing "
+                                      f"the bundle (it was not made by amdr-essentials, or "
+                                      f"was altered). Nothing was extracted")
+            for m in members:
+                rel = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+                dest = into / rel
+                if m.isdir():
+                    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out, tf.extractfile(m) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
     except (tarfile.TarError, OSError) as e:
-        if isinstance(e, tarfile.FilterError):
-            raise BundleError(f"{where}: unsafe member in the bundle ({e}); refusing") from e
         raise BundleError(f"{where}: the decrypted bundle is not a readable tar: {e}") from e
 
 
@@ -297,8 +343,10 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
     try:
         extra = ["--pinentry-mode", "loopback"] if passphrase is None else None
         try:
-            res = g.decrypt_file(str(path), passphrase=passphrase, output=str(tar_path),
-                                 extra_args=extra)
+            # a file object: python-gnupg 0.4 (Debian 12's) takes no path here
+            with open(path, "rb") as f:
+                res = g.decrypt_file(f, passphrase=passphrase, output=str(tar_path),
+                                     extra_args=extra)
         finally:
             os.umask(old_umask)
         if not res.ok:
@@ -310,7 +358,7 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
             if verify:
                 raise
             log.warning("signature not verified (told not to): %s", e)
-        _extract(tar_path, into, path)
+        extract_tar(tar_path, into, path)
         tar_path.unlink(missing_ok=True)
         b = open_bundle(into, verify=verify)  # refused: its plaintext goes too
     except BaseException:

@@ -13,6 +13,7 @@ Subcommands:
             mails or a scan of the volumes (--json for programs)
   restore-tar, restore-dump
             restore one DLE (one image, or its whole chain) into a directory
+  doctor    is every tool recovery calls installed, and does it run
 
 Exit status:
   0  done, every DLE restored
@@ -35,13 +36,15 @@ import sys
 
 from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
                                ConfigError, RefusedError)
-from essentials import cliutil
+from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
 from .bundles import add_key_options, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
+from .restore.plan import extract_argv
+from .restore.plan import tools as restore_tools
 from .session import Session, default_state_dir
 
 log = logging.getLogger(__name__)
@@ -152,12 +155,22 @@ def cmd_diskinit(args) -> int:
     return EXIT_OK
 
 
-def do_restore(s: Session, runner: Runner, only=None):
-    lib = s.library()
-    steps, errors = s.restore_plan(lib.available)
+def _only(steps, errors, only):
     if only:
         steps = [st for st in steps if st.disk in only]
         errors = [e for e in errors if e[1] in only]
+    return steps, errors
+
+
+def check_restore_tools(steps, lib):
+    from .restore.devices import TapeDrive
+    doctor.require(restore_tools(steps, isinstance(lib, TapeDrive)), "the restore")
+
+
+def do_restore(s: Session, runner: Runner, only=None):
+    lib = s.library()
+    steps, errors = _only(*s.restore_plan(lib.available), only)
+    check_restore_tools(steps, lib)
     results = []
     for st in steps:
         print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into {st.directory}")
@@ -197,10 +210,12 @@ def cmd_recover(args) -> int:
     runner = Runner()
     # plan the restores first: a bundle that cannot restore anything must
     # be found out before the disks are wiped
-    steps, errors = s.restore_plan(s.library().available)
+    lib = s.library()
+    steps, errors = _only(*s.restore_plan(lib.available), args.dle)
     if not steps:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
+    check_restore_tools(steps, lib)  # and diskinit's preflight checks its own
     do_diskinit(s, runner, args.yes)
     results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
@@ -344,6 +359,10 @@ def _restore_one(args, program: str) -> int:
     into = Path(os.path.abspath(args.into))
     if not args.dry_run:
         single.guard_into(into, args.force)
+        tape = type(library).__name__ == "TapeDrive"
+        doctor.require({t: [f"{chain.host}:{chain.disk}"]
+                        for t in ["amrestore", "gzip", extract_argv(program, str(into))[0]]
+                        + (["mt"] if tape else [])}, f"restore-{program.lower()}")
     for d in chain.dumps:
         where = ", ".join(f"{p.label} file {p.filenum}" for p in d.parts)
         print(f"{chain.host}:{chain.disk} level {d.level} of {d.date} from {where}")
@@ -481,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
     from .amserver import cli as amserver_cli
     amserver_cli.register(sub)
+    doctor.register(sub, ("recovery",), "amdr-recover")
     return p
 
 

@@ -3,7 +3,8 @@
 Server side, per configuration (every /etc/amanda/CONF/amanda.conf, or the
 ones the options name), under amanda/CONF/:
   amanda.conf, disklist, tapelist, logs/log.*   the catalog itself (the trace
-                                                logs), read by recovery's catalog
+                                                logs, as TRACE_LOG names them),
+                                                read by recovery's catalog
   find.txt       `amadmin CONF find`
   export.txt     `amadmin CONF export`: the curinfo database (per DLE and
                  level: size, date, label and file number), so `amadmin CONF
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import pwd
+import re
 import shutil
 from pathlib import Path
 
@@ -40,6 +42,27 @@ AMANDA_ETC = Path("/etc/amanda")
 AMANDA_USER = "backup"
 DEFAULT_INDEX_MAX_MB = 200
 CLIENT_FILE = "amanda/client.yaml"
+
+# The trace logs in logdir, as Amanda itself finds them (find.c, and the
+# pattern of Amanda::DB::Catalog): log.DATESTAMP.N, and from older versions
+# log.DATESTAMP.amflush and log.DATESTAMP.  The one definition: recovery's
+# --server path reads the same files this collector puts in the bundle.
+TRACE_LOG = re.compile(r"^log\.(\d{8,14})(?:\.(\d+)|\.(amflush))?$")
+
+
+def trace_log_order(name: str) -> tuple | None:
+    """Sort key of a trace log's file name, None when the file is not one.
+
+    Oldest datestamp first (8-digit ones read as midnight); within one,
+    the order find.c reads them in: .0, .1, ..., then .amflush, then the
+    bare name.
+    """
+    m = TRACE_LOG.match(name)
+    if m is None:
+        return None
+    date, seq, amflush = m.groups()
+    rank = (0, int(seq)) if seq is not None else (1 if amflush else 2, 0)
+    return (date.ljust(14, "0"), *rank)
 
 
 def configs(etc: Path = AMANDA_ETC) -> list[str]:
@@ -80,7 +103,7 @@ def collect_config(runner: Runner, conf: str, out: Path, etc: Path = AMANDA_ETC)
     logdir = _conf_path(runner, conf, "logdir", etc)
     n = 0
     for p in sorted(logdir.glob("log.*")):
-        if p.name.split(".")[1].isdigit():
+        if trace_log_order(p.name) is not None:
             _copy(p, base / "logs" / p.name)
             n += 1
     find = runner.output(["amadmin", conf, "find"], user=AMANDA_USER)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from essentials.errors import AmdrError
+from essentials.inventory import BY_NAME
 from essentials.runner import Runner
 
 
@@ -52,11 +53,11 @@ class Context:
         return p
 
 
-def need_tool(tool: str, package: str) -> str:
-    """The tool's path, or ToolMissing naming the package to install."""
+def need_tool(tool: str) -> str:
+    """The tool's path, or ToolMissing naming the package (from the inventory)."""
     path = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if not path:
-        raise ToolMissing(tool, package)
+        raise ToolMissing(tool, BY_NAME[tool].package)
     return path
 
 

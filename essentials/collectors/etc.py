@@ -74,7 +74,7 @@ def parse_listing(text: str) -> dict:
 
 
 def collect(ctx: Context) -> dict:
-    need_tool("tar", "tar")
+    need_tool("tar")
     etc = ctx.etc
     if not etc.is_dir():
         raise CollectorError(f"{etc} is not a directory")

@@ -162,7 +162,7 @@ def _ip_json(ctx: Context, argv: list, rel: str) -> list:
 
 
 def collect(ctx: Context) -> dict:
-    need_tool("ip", "iproute2")
+    need_tool("ip")
     addr = _ip_json(ctx, ["ip", "-j", "addr"], "network/ip-addr.json")
     link = _ip_json(ctx, ["ip", "-j", "link"], "network/ip-link.json")
     route4 = _ip_json(ctx, ["ip", "-j", "route"], "network/ip-route.json")

@@ -14,6 +14,8 @@ bundle under a real bundle name.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import posixpath
 import socket
@@ -59,8 +61,10 @@ def known_hosts_lines(text: str, host: str, port: int) -> list[tuple[int, str, s
 
 
 def fingerprint(key) -> str:
-    """`ssh-ed25519 SHA256:...`, as ssh-keygen -l prints it."""
-    return f"{key.get_name()} {key.fingerprint}"
+    """`ssh-ed25519 SHA256:...`, as ssh-keygen -l prints it (computed here:
+    paramiko 2.12, Debian 12's, has no PKey.fingerprint)."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
 
 
 class _Unknown(Exception):
@@ -81,9 +85,32 @@ def _where(dest) -> str:
     return f"sftp {dest['user']}@{dest['host']}:{dest['port']}"
 
 
+_KEY_CLASSES = ("Ed25519Key", "ECDSAKey", "RSAKey")
+
+
+def _key_from_path(path: str):
+    """The private key in `path`, whatever its type.
+
+    paramiko 2.12 (Debian 12's, what the hosts and the live image run) has no
+    PKey.from_path: each key class is tried in turn; a passphrase error is
+    final, a wrong type moves on."""
+    with open(path, "rb"):  # FileNotFoundError and PermissionError, before any parsing
+        pass
+    last = None
+    for name in _KEY_CLASSES:
+        cls = getattr(paramiko, name)
+        try:
+            return cls.from_private_key_file(path)
+        except paramiko.PasswordRequiredException:
+            raise
+        except (paramiko.SSHException, ValueError) as e:
+            last = e
+    raise last
+
+
 def _load_key(path: str, where: str):
     try:
-        return paramiko.PKey.from_path(path)
+        return _key_from_path(path)
     except FileNotFoundError:
         raise DeliveryError(
             f"{where}: key_file {path} does not exist; create it with "
@@ -130,6 +157,17 @@ def _unknown_message(dest, offered, missing_file: bool) -> str:
         f"then add it: `ssh-keyscan -p {dest['port']} {dest['host']} >> {kh}`.")
 
 
+def _open_sftp(client: paramiko.SSHClient, timeout: float) -> paramiko.SFTPClient:
+    """The sftp subsystem on a channel opened within `timeout`.
+
+    paramiko 2.12 (Debian 12's) has no channel_timeout for connect(), and
+    open_sftp() would wait an hour for a server that never opens the channel."""
+    chan = client.get_transport().open_session(timeout=timeout)
+    chan.settimeout(timeout)
+    chan.invoke_subsystem("sftp")
+    return paramiko.SFTPClient(chan)
+
+
 def _connect(dest, key) -> paramiko.SSHClient:
     """An authenticated client, or DeliveryError; the client is closed on failure."""
     where, kh = _where(dest), dest["known_hosts"]
@@ -151,7 +189,7 @@ def _connect(dest, key) -> paramiko.SSHClient:
         t = dest["timeout"]
         client.connect(dest["host"], dest["port"], username=dest["user"], pkey=key,
                        allow_agent=False, look_for_keys=False, timeout=t,
-                       banner_timeout=t, auth_timeout=t, channel_timeout=t)
+                       banner_timeout=t, auth_timeout=t)
         return client
     except BaseException as e:
         # when the handshake does not finish within the timeout, paramiko's
@@ -300,7 +338,7 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
     client = _connect(dest, key)
     try:
         try:
-            sftp = client.open_sftp()
+            sftp = _open_sftp(client, dest["timeout"])
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise DeliveryError(f"{where}: logged in, but the server refused the sftp "
                                 f"subsystem: {_why(e)}; is sftp enabled in its sshd_config "

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from essentials.errors import CommandError
+from essentials.inventory import BY_NAME
 from essentials.runner import Runner
 
 from . import collect_boot, collect_stacks, rawdir
@@ -32,10 +33,6 @@ LSBLK_COLS = ("NAME,PATH,PKNAME,TYPE,SIZE,MODEL,SERIAL,WWN,FSTYPE,UUID,LABEL,PAR
               "PARTLABEL,PARTTYPE,MOUNTPOINT,LOG-SEC,PHY-SEC,ROTA,TRAN")
 FINDMNT_COLS = "SOURCE,TARGET,FSTYPE,OPTIONS,FSROOT"
 # the tools beyond util-linux and e2fsprogs, and the Debian package of each
-PACKAGES = {"xfs_info": "xfsprogs", "xfs_admin": "xfsprogs", "btrfs": "btrfs-progs",
-            "pvs": "lvm2", "mdadm": "mdadm", "cryptsetup": "cryptsetup-bin",
-            "multipath": "multipath-tools", "efibootmgr": "efibootmgr",
-            "debconf-show": "debconf"}
 # read from the running kernel; tests point these elsewhere
 SYS_EFI = Path("/sys/firmware/efi")
 PROC_CMDLINE = Path("/proc/cmdline")
@@ -80,7 +77,7 @@ class Gatherer:
         """True when the tool is installed; else warn, naming who needed it."""
         if have_tool(tool):
             return True
-        pkg = PACKAGES[tool]
+        pkg = BY_NAME[tool].package
         if needed_by:
             self.warn(f"{', '.join(needed_by)}: {purpose} cannot be collected without "
                       f"'{tool}', which is not installed; install the Debian package {pkg} "

@@ -164,8 +164,8 @@ def plan_from_bundle(bundle, target: confmod.Target, old_name: str | None = None
     old_conf = bundle.read_text(f"{base}/amanda.conf")
     storages = confmod.storages_in_logs(logs.values())
     dumps = []
-    for name in sorted(logs):
-        dumps += tracelog.parse_lines(logs[name].splitlines(), name)
+    for name in tracelog.in_order(logs):
+        dumps += tracelog.parse_lines(logs[name].splitlines(), name, config=old_name)
     if bundle.has(f"{base}/tapelist"):
         tl_text = bundle.read_text(f"{base}/tapelist")
     else:

@@ -41,12 +41,13 @@ def build_config(name: str, conf_text: str | None, disklist_text: str | None,
 
     logs: (source, text) per trace log, oldest first.  The trace logs are
     the catalog; `amadmin find` output only stands in when there are none.
+    The configuration's name is the storage of trace lines that name none.
     """
     conf = amconf.parse_conf(conf_text) if conf_text is not None else amconf.AmandaConf()
     dl = amconf.parse_disklist(disklist_text, conf) if disklist_text is not None else []
     dumps = []
     for source, text in logs:
-        dumps += tracelog.parse_lines(text.splitlines(), source)
+        dumps += tracelog.parse_lines(text.splitlines(), source, config=name)
     if not dumps and find_text is not None:
         log.warning("%s: no trace logs%s, using amadmin find output", name,
                     f" in {where}" if where else "")
@@ -74,7 +75,8 @@ def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
     out = []
     for name in names:
         base = f"amanda/{name}"
-        logs = [(rel, bundle.read_text(rel)) for rel in bundle.listdir(f"{base}/logs")]
+        logs = [(rel, bundle.read_text(rel))
+                for rel in tracelog.in_order(bundle.listdir(f"{base}/logs"))]
         out.append(build_config(name, text(f"{base}/amanda.conf"), text(f"{base}/disklist"),
                                 text(f"{base}/tapelist"), logs, text(f"{base}/find.txt"),
                                 "the bundle"))

@@ -16,29 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass, field
 
+from essentials import doctor
 from essentials.errors import AmdrError
 from essentials.runner import Runner
 
 from .actions import Action
 
 log = logging.getLogger(__name__)
-
-PACKAGES = {
-    "sfdisk": "fdisk", "partx": "util-linux", "wipefs": "util-linux", "mkswap": "util-linux",
-    "blkid": "util-linux", "mount": "mount", "umount": "mount", "mkdir": "coreutils",
-    "mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
-    "tune2fs": "e2fsprogs", "mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs",
-    "btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools", "mdadm": "mdadm",
-    "cryptsetup": "cryptsetup-bin", "dmsetup": "dmsetup", "pvcreate": "lvm2",
-    "pvremove": "lvm2", "pvresize": "lvm2", "vgcfgrestore": "lvm2", "vgchange": "lvm2",
-    "lvcreate": "lvm2", "lvchange": "lvm2", "lvconvert": "lvm2",
-    "lvremove": "lvm2", "thin_restore": "thin-provisioning-tools", "losetup": "mount",
-}
-
 
 def tools_of(actions) -> list[str]:
     out = []
@@ -50,11 +37,6 @@ def tools_of(actions) -> list[str]:
             if s.argv[0] not in out:
                 out.append(s.argv[0])
     return out
-
-
-def have(tool: str) -> bool:
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
-    return shutil.which(tool, path=path) is not None
 
 
 @dataclass
@@ -74,11 +56,8 @@ class Preflight(Action):
         return []
 
     def execute(self, runner: Runner):
-        missing = [t for t in self.tools if not have(t)]
-        if missing:
-            pkgs = sorted({PACKAGES.get(t, "?") for t in missing})
-            raise AmdrError(f"nothing was changed: the plan needs {', '.join(missing)}, which "
-                            f"this system does not have (Debian packages: {', '.join(pkgs)})")
+        # installed and running (probed: the inventory's doctor), before the first wipe
+        doctor.require(self.tools, "the disk plan")
         clashes = [] if runner.dry_run else self.clashes(runner)
         if clashes:
             raise AmdrError("nothing was changed: " + "; ".join(clashes))

@@ -194,13 +194,13 @@ def test_decrypted_tar_is_never_readable_by_others(tmp_path, keys, sealed_bundle
     """gpg wrote the whole plaintext tar (the /etc with shadow) with the umask, 0644,
     next to the private directory in /run, for as long as decrypting took."""
     modes = []
-    real = sealed._extract
+    real = sealed.extract_tar
 
     def spy(tar_path, into, where):
         modes.append(stat.S_IMODE(tar_path.stat().st_mode))
         return real(tar_path, into, where)
 
-    monkeypatch.setattr(sealed, "_extract", spy)
+    monkeypatch.setattr(sealed, "extract_tar", spy)
     old = os.umask(0o022)
     try:
         b, _ = sealed.unseal(sealed_bundle(), keys.recovery_home, SITE_PASS,

@@ -254,7 +254,8 @@ define dumptype lab-dump {{
         """The dumps recorded in that run's trace log."""
         out = []
         for path in (self.state / "log").glob(f"log.{datestamp}.*"):
-            out += tracelog.parse_lines(path.read_text().splitlines(), str(path))
+            out += tracelog.parse_lines(path.read_text().splitlines(), str(path),
+                                        config=self.name)
         return out
 
     def backup(self, force_full=False, bump=False, expect=None) -> Run:

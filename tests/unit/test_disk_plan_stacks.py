@@ -523,17 +523,34 @@ def test_unsupported_stacks_reported_per_device():
     ]
 
 
-def test_preflight_refuses_missing_tools_before_anything(monkeypatch):
-    from recovery.disks import preflight
+def test_preflight_refuses_missing_tools_before_anything(monkeypatch, tmp_path):
+    """Two tools the plan needs are not on this system's search path: the real
+    probes of the inventory say so, with the apt-get line, before any action."""
+    from essentials import doctor
 
     layout = load_plan_fixture("md-raid1-lvm")
     actions = plan_disks(layout, {"/dev/sda": "/dev/sdc", "/dev/sdb": "/dev/sdd"}, {}, "/t",
                          files=bundle_file)
-    monkeypatch.setattr(preflight, "have", lambda t: t not in ("mdadm", "vgcfgrestore"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for t in preflight_tools(actions):
+        if t not in ("mdadm", "vgcfgrestore"):
+            (bindir / t).symlink_to(doctor.locate(t))
+    monkeypatch.setattr(doctor, "SEARCH", ())
+    monkeypatch.setattr(doctor, "_cache", {})
+    monkeypatch.setenv("PATH", str(bindir))
     with pytest.raises(AmdrError) as e:
-        actions[0].apply(Runner())
-    assert str(e.value) == ("nothing was changed: the plan needs mdadm, vgcfgrestore, which "
-                            "this system does not have (Debian packages: lvm2, mdadm)")
+        actions[0].apply(Runner(dry_run=True))
+    assert str(e.value).splitlines() == [
+        "nothing was changed: the disk plan needs tools that are missing or broken here:",
+        "  mdadm (mdadm): not installed (Debian package mdadm)",
+        "  vgcfgrestore (lvm2): not installed (Debian package lvm2)",
+        "  mend it with: apt-get install -y mdadm lvm2"]
+
+
+def preflight_tools(actions):
+    from recovery.disks import preflight
+    return preflight.tools_of(actions)
 
 
 def test_stack_on_a_disk_that_was_not_collected():

@@ -1,4 +1,4 @@
-"""Fixtures of the VM tier: the guest image is built (or found in build/vm/) once per session."""
+"""Fixtures of the VM tier: the guest image is built (or found in /var/cache/amanda-dr/vm/) once per session."""
 
 import shutil
 

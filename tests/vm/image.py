@@ -1,4 +1,4 @@
-"""Build the test guest once and keep it under build/vm/KEY/.
+"""Build the test guest once and keep it under /var/cache/amanda-dr/vm/KEY/.
 
 A guest is three files qemu boots directly (`-kernel`, `-initrd`, and the root
 filesystem as a raw ext4 disk), which avoids a boot loader, partition table
@@ -34,7 +34,9 @@ from . import recipe
 log = logging.getLogger(__name__)
 
 PROJECT = recipe.HERE.parent.parent
-DEFAULT_BUILD_DIR = PROJECT / "build" / "vm"
+# outside the clone, so CI's fresh clone on the same machine re-uses the guest
+CACHE = Path(os.environ.get("AMDR_CACHE", "/var/cache/amanda-dr"))
+DEFAULT_BUILD_DIR = CACHE / "vm"
 ROOT_LABEL = "amdr-vm-root"
 HOST_TOOLS = ("debootstrap", "unshare", "chroot", "mkfs.ext4")
 

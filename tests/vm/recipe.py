@@ -14,6 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from essentials import inventory
+
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build-root.sh"
 INIT_SCRIPT = HERE / "guest-init.sh"
@@ -26,21 +28,15 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # Debian packages only (no pip in the guest): the project's Python
 # dependencies come from Debian, as they will on the live image.  The tools
-# are those of DEB_PACKAGES in the Makefile (what the product calls).
-PACKAGES = (
+# and Python packages come from the tool inventory's "guest" profile; what is
+# here is what the guest itself needs around them.
+GUEST_ONLY = (
     # the kernel (its modules: dm-*, md/raid*, btrfs, vfat, 9p, virtio) and boot
     "linux-image-amd64", "initramfs-tools", "zstd", "kmod", "udev",
-    # the disk tools amanda-dr calls (sfdisk is in fdisk)
-    "util-linux", "fdisk", "gdisk", "e2fsprogs", "xfsprogs", "btrfs-progs", "dosfstools",
-    "lvm2", "thin-provisioning-tools", "mdadm", "cryptsetup-bin", "efibootmgr",
-    # restore and archive tools, the Amanda server and client for round trips
-    "amanda-server", "amanda-client", "dump", "mt-st", "tar", "gzip", "acl", "attr",
-    "gnupg", "openssh-client", "openssh-server",
-    "iproute2", "procps", "psmisc",
-    # the project's Python dependencies, from Debian
-    "python3", "python3-yaml", "python3-gnupg", "python3-paramiko", "python3-pexpect",
-    "python3-urwid",
+    # partition tools the tests use beside the product's, a shell's worth of tools
+    "gdisk", "procps", "openssh-client", "openssh-server", "acl", "attr",
 )
+PACKAGES = tuple(sorted(set(GUEST_ONLY) | set(inventory.packages("guest"))))
 
 # what the initrd needs to find and mount the root disk; the rest of the
 # kernel's modules are on the root filesystem
