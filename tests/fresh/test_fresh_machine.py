@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .machine import FreshMachine, readme_commands
+from .machine import CACHE, FreshMachine, readme_commands
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +45,11 @@ step end
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
+def fresh():
     cmds = readme_commands()
     assert {"prerequisites", "clone", "setup", "demo"} <= set(cmds), cmds
     m = FreshMachine(progress=lambda *a: None)
-    log = tmp_path_factory.mktemp("fresh") / "fresh.log"
+    log = CACHE / "last-run.log"  # kept for a look after a failure
     try:
         res = m.run(STEPS.format(**cmds), timeout=45 * 60, log=log)
     finally:
