@@ -39,7 +39,7 @@ from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
 from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
-from .bundles import add_key_options, key_options
+from .bundles import add_key_options, forget_opened, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
@@ -61,13 +61,20 @@ def _maps(values) -> dict:
 
 
 def _session(args) -> Session:
+    from .catalog.gather import Request
+    req = Request(servers=getattr(args, "server", None) or [],
+                  bundles=getattr(args, "catalog_bundle", None) or [],
+                  reports=getattr(args, "reports", None) or [],
+                  scan=getattr(args, "scan", None) or [],
+                  keys=key_options(args), verify=not args.no_verify)
     return Session.load(args.bundle, os.path.abspath(args.target), _maps(args.map),
                         getattr(args, "amanda_host", None), getattr(args, "vtapes", None),
                         getattr(args, "until", None),
                         verify=not args.no_verify,
                         keys=key_options(args),
                         luks_key_file=getattr(args, "luks_key_file", None),
-                        state_dir=getattr(args, "state_dir", None))
+                        state_dir=getattr(args, "state_dir", None),
+                        catalog_sources=req)
 
 
 def _restores(s: Session):
@@ -210,8 +217,11 @@ def cmd_recover(args) -> int:
     runner = Runner()
     # plan the restores first: a bundle that cannot restore anything must
     # be found out before the disks are wiped
-    lib = s.library()
-    steps, errors = _only(*s.restore_plan(lib.available), args.dle)
+    try:
+        lib = s.library()
+        steps, errors = _only(*s.restore_plan(lib.available), args.dle)
+    except CatalogError as e:
+        raise CatalogError(f"nothing can be restored, so no disk was touched: {e}") from None
     if not steps:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
@@ -245,7 +255,10 @@ def cmd_mount(args) -> int:
 
 def cmd_umount(args) -> int:
     target = os.path.abspath(args.target)
-    state = activate.state_path(args.state_dir or default_state_dir(target))
+    state_dir = args.state_dir or default_state_dir(target)
+    if not args.dry_run and forget_opened(state_dir):
+        print("the bundles opened for this recovery are removed from /run")
+    state = activate.state_path(state_dir)
     recorded = activate.read_state(state)
     active = [i for i in recorded if activate.is_active(i)]
     actions = activate.plan_umount(activate.mounts_under(target), active)
@@ -438,9 +451,23 @@ def build_parser() -> argparse.ArgumentParser:
             if restores:
                 sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
                 sp.add_argument("--vtapes", help="chg-disk directory holding the volumes "
-                                "(default: the one in the bundle's amanda.conf)")
-                sp.add_argument("--until", help="restore the state as of this Amanda "
-                                "datestamp")
+                                "(default: the one in the catalog's amanda.conf)")
+                sp.add_argument("--until", metavar="DATESTAMP",
+                                help="restore the state as of this Amanda datestamp "
+                                     "(YYYYMMDD or YYYYMMDDhhmmss; default: the newest)")
+                g = sp.add_argument_group(
+                    "where the catalog is (a client's bundle has none: the server has it)")
+                g.add_argument("--catalog-bundle", action="append", metavar="PATH",
+                               help="the Amanda server's bundle (sealed or a directory; "
+                                    "repeatable); opened with the same keys")
+                g.add_argument("--server", action="append", metavar="CONF",
+                               help="the live Amanda server's configuration CONF, on this "
+                                    "machine (repeatable)")
+                g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
+                               help="Amanda's report mails, mbox files or directories")
+                g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
+                               help="read the volumes' headers: vtape directories, slots, "
+                                    "tape drives")
         sp.add_argument("--target", required=True, help="directory to mount the system under")
         sp.add_argument("--state-dir", metavar="DIR",
                         help="the diskinit journal, scratch mounts and what is active "
