@@ -141,23 +141,33 @@ def confirm(s: Session, actions, disks: list[str], yes: bool):
         raise RefusedError("not confirmed; nothing was changed")
 
 
-def do_diskinit(s: Session, runner: Runner, yes: bool):
+def do_diskinit(s: Session, runner: Runner, yes: bool, restart: bool = False):
     actions = s.disk_plan(runner)
     disks = sorted({a.device for a in actions if a.type == "wipe"})
     guard.check_disks(runner, disks)
     confirm(s, actions, disks, yes)
+    j = actions[0].journal if actions else None
+    if restart and j is not None:
+        old = j.restart()
+        if old:
+            print(f"starting over: the journal of the earlier runs is set aside as {old}")
     # what it will assemble, open and activate, for umount (before: an
     # interrupted run leaves them active too)
     activate.record(s.active_file, activate.stack_items(actions))
     for a in actions:
         print(f"  {a.id}")
         a.apply(runner)
+    journaled = [a for a in actions if a.journaled]
+    if j is not None and journaled and j.skipped == len(journaled):
+        print(f"nothing was recreated: every disk action was done in an earlier run "
+              f"(journal {j.path}) and the disks still carry its work; "
+              f"`--restart` recreates them anyway")
     return actions
 
 
 def cmd_diskinit(args) -> int:
     s = _session(args)
-    do_diskinit(s, Runner(), args.yes)
+    do_diskinit(s, Runner(), args.yes, args.restart)
     print(f"disks recreated and mounted under {s.target}")
     return EXIT_OK
 
@@ -226,7 +236,7 @@ def cmd_recover(args) -> int:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     check_restore_tools(steps, lib)  # and diskinit's preflight checks its own
-    do_diskinit(s, runner, args.yes)
+    do_diskinit(s, runner, args.yes, args.restart)
     results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
     write_report(args.report, results, errors)
@@ -487,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")
+            sp.add_argument("--restart", action="store_true",
+                            help="start over: set the journal of earlier runs aside and "
+                                 "recreate every disk (a re-run otherwise continues, "
+                                 "skipping what is done and still on the disks)")
         if name == "plan":
             sp.add_argument("--json", action="store_true",
                             help='print {"mapping", "disks", "restores", "errors"} for '
