@@ -34,8 +34,8 @@ import os
 import sys
 
 
-from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
-                               ConfigError, RefusedError)
+from essentials.errors import (EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, AmdrError,
+                               CatalogError, ConfigError, RefusedError)
 from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
@@ -101,15 +101,19 @@ def cmd_plan(args) -> int:
     actions = s.disk_plan(Runner())
     m = s.matched
     amanda_host, steps, errors = _restores(s)
+    # what diskinit's guard will refuse, said now, not found out at the wipe
+    refused = guard.refusals(Runner(), sorted({a.device for a in actions if a.type == "wipe"}))
+    code = EXIT_REFUSED if refused else EXIT_PARTIAL if errors else EXIT_OK
     if args.json:
         doc = {"host": s.bundle.host, "amanda_host": amanda_host, "target": s.target,
                "state_dir": s.workdir,
                "mapping": show.mapping_doc(s.layout, m.mapping, m.reasons),
                "disks": show.doc(actions),
                "restores": [dict(st.to_dict(), commands=cmds) for st, cmds in steps],
-               "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors]}
+               "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors],
+               "refused": refused}
         print(json.dumps(doc, indent=1, default=str))
-        return EXIT_PARTIAL if errors else EXIT_OK
+        return code
     print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
     print("Disks (original -> here):")
     print("\n".join(show.mapping_text(s.layout, m.mapping, m.reasons)))
@@ -122,7 +126,11 @@ def cmd_plan(args) -> int:
         print("\n".join(f"    $ {c}" for c in cmds))
     for h, d, msg in errors:
         print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
-    return EXIT_PARTIAL if errors else EXIT_OK
+    if refused:
+        print("DISKINIT WILL REFUSE this plan (nothing would be changed):")
+        print("\n".join(f"  {r}" for r in refused))
+        print("  map the disks elsewhere with --map ORIGINAL=DISK")
+    return code
 
 
 def confirm(s: Session, actions, disks: list[str], yes: bool):
