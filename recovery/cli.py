@@ -139,14 +139,33 @@ def confirm(s: Session, actions, disks: list[str], yes: bool):
     if not sys.stdin.isatty():
         raise RefusedError("refusing to wipe without confirmation: no terminal to ask on; "
                            "pass --yes after checking the plan with 'amdr-recover plan'")
-    print("The following disks will be WIPED and recreated for host "
-          f"{s.bundle.host}:\n  " + "\n  ".join(disks))
-    if s.matched is not None:
-        print("\n".join(show.mapping_text(s.layout, s.matched.mapping, s.matched.reasons)))
     print("\n".join(show.text(actions)))
+    print()
+    print("\n".join(wipe_summary(s, actions)))
     answer = input(f"Type the host name ({s.bundle.host}) to go ahead: ").strip()
     if answer != s.bundle.host:
         raise RefusedError("not confirmed; nothing was changed")
+
+
+def wipe_summary(s: Session, actions) -> list[str]:
+    """What the person is asked about, right above the question: each disk that
+    is wiped, as they can recognise it (model, serial, size), and what it becomes."""
+    from .disks.mapping import human
+    out = [f"These disks will be WIPED and recreated as host {s.bundle.host}'s:"]
+    for a in actions:
+        if a.type != "wipe":
+            continue
+        node = (s.present_nodes or {}).get(a.device) or {}
+        model = " ".join(str(node.get(k) or "").strip() for k in ("vendor", "model")).strip()
+        desc = ", ".join(x for x in (model or None,
+                                     f"serial {node['serial']}" if node.get("serial") else None,
+                                     human(int(node["size"])) if node.get("size") else None)
+                         if x)
+        held = [c.get("path") for c in node.get("children") or []]
+        orig = {d["id"]: d.get("path") for d in s.layout.get("disks") or []}.get(a.disk)
+        out.append(f"  {a.device} ({desc or 'no model or serial known'}) becomes "
+                   f"{orig or a.disk}" + (f"; it holds {', '.join(held)} now" if held else ""))
+    return out
 
 
 def do_diskinit(s: Session, runner: Runner, yes: bool, restart: bool = False):

@@ -116,8 +116,11 @@ class Session:
         self.matched = m
         return m, {d["path"]: d for d in disks}
 
+    present_nodes = None  # path -> lsblk node of the disks here, from the last match
+
     def disk_plan(self, runner: Runner):
         m, nodes = self.match(runner)
+        self.present_nodes = nodes
         sizes = {}
         for new in m.mapping.values():
             if new in nodes:

@@ -80,8 +80,14 @@ def test_wrong_hostname_typed_changes_nothing(lab, tmp_path):
         child = pexpect.spawn(str(BIN / "amdr-recover"),
                               ["diskinit", "--bundle", str(lab.bundle), "--target",
                                str(tmp_path / "t")], encoding="utf-8", timeout=60)
-        child.expect("WIPED")
+        child.expect("These disks will be WIPED")
         child.expect(r"Type the host name \((\S+)\) to go ahead: ")
+        # the summary stands right above the question, the plan before it
+        before = child.before.strip().splitlines()
+        assert before[0].startswith("and recreated as host"), before
+        assert len(before) == 2, before  # one disk: one line
+        assert before[1].strip().startswith(f"{lab.loop} (") and "MiB" in before[1]
+        assert f"becomes {lab.loop}" in before[1]
         child.sendline("not-" + child.match.group(1))
         child.expect(pexpect.EOF)
         child.close()
