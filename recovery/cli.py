@@ -13,6 +13,12 @@ Subcommands:
             mails or a scan of the volumes (--json for programs)
   restore-tar, restore-dump
             restore one DLE (one image, or its whole chain) into a directory
+  rebuild-server
+            rebuild a lost Amanda server's database (config, tapelist, logs,
+            index) from its bundle or a scan of the volumes
+  restore-from-server
+            restore a DLE through a rebuilt (or live) server: amfetchdump or
+            amrecover
   doctor    is every tool recovery calls installed, and does it run
 
 Exit status:
@@ -469,6 +475,41 @@ def _catalog_options(sp):
     sp.add_argument("--until", help="the state as of this Amanda datestamp (default: newest)")
 
 
+EXAMPLES = {
+    "plan": ("Show the disk mapping, every disk action and the restore plan; change "
+             "nothing.",
+             "amdr-recover plan --bundle web1-20261122T030000Z.amdr.gpg --catalog-bundle "
+             "backup1-20261122T030000Z.amdr.gpg --target /mnt/target"),
+    "diskinit": ("Wipe the mapped disks and recreate their partitions, RAID, LUKS, LVM and "
+                 "filesystems with the original identities, mounted under --target.",
+                 "amdr-recover diskinit --bundle web1-....amdr.gpg --target /mnt/target "
+                 "--map /dev/sda=/dev/vdb"),
+    "restore": ("Restore every DLE of the host into the mounted --target, level 0 then "
+                "each incremental.",
+                "amdr-recover restore --bundle web1-....amdr.gpg --catalog-bundle "
+                "backup1-....amdr.gpg --target /mnt/target"),
+    "recover": ("diskinit, then restore: the whole host back from its bundle and the "
+                "volumes.",
+                "amdr-recover recover --bundle web1-....amdr.gpg --catalog-bundle "
+                "backup1-....amdr.gpg --target /mnt/target --vtapes /srv/vtapes"),
+    "mount": ("Find the disks of an existing (recreated or restored) system again, "
+              "assemble, open, activate and mount them under --target; nothing is wiped.",
+              "amdr-recover mount --bundle web1-....amdr.gpg --target /mnt/target"),
+    "umount": ("Unmount everything under --target, deactivate what mount or diskinit "
+               "activated, and remove the bundles opened for this recovery from /run.",
+               "amdr-recover umount --target /mnt/target"),
+    "catalog": ("Every DLE's restore chain (volumes and file numbers) from the sources "
+                "named; exit 1 when a DLE has none.",
+                "amdr-recover catalog --bundle backup1-....amdr.gpg --scan /srv/vtapes"),
+    "restore-tar": ("Restore one GNU tar DLE (one image, or its chain) into a directory.",
+                    "amdr-recover restore-tar --host web1 --disk /srv --into /mnt/srv "
+                    "--scan /srv/vtapes"),
+    "restore-dump": ("Restore one dump DLE (one image, or its chain) into a directory.",
+                     "amdr-recover restore-dump --host web1 --disk /dev/sda2 --into /mnt/data "
+                     "--device file:/srv/vtapes/slot3 --label DAILY-03 --filenum 2"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="amdr-recover", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -505,7 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
                 g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
                                help="read the volumes' headers: vtape directories, slots, "
                                     "tape drives")
-        sp.add_argument("--target", required=True, help="directory to mount the system under")
+        sp.add_argument("--target", required=True,
+                        help="the directory the system is (to be) mounted under")
         sp.add_argument("--state-dir", metavar="DIR",
                         help="the diskinit journal, scratch mounts and what is active "
                              "(default: TARGET.amdr, beside the target)")
@@ -514,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                                ("diskinit", cmd_diskinit, "recreate and mount the disks"),
                                ("restore", cmd_restore, "restore into mounted target"),
                                ("recover", cmd_recover, "diskinit + restore")):
-        sp = sub.add_parser(name, help=helptext)
+        what, example = EXAMPLES[name]
+        sp = sub.add_parser(name, help=helptext, description=what,
+                            epilog=f"example: {example}")
         common(sp)
         if name in ("restore", "recover"):
             sp.add_argument("--dle", action="append", metavar="DISK",
@@ -534,18 +578,21 @@ def build_parser() -> argparse.ArgumentParser:
                                  "programs")
         sp.set_defaults(func=fn)
     sp = sub.add_parser("mount", help="activate and mount an existing system under --target "
-                        "(no wiping, no formatting)")
+                        "(no wiping, no formatting)", description=EXAMPLES["mount"][0],
+                        epilog=f"example: {EXAMPLES['mount'][1]}")
     common(sp, restores=False)
     sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_mount)
     sp = sub.add_parser("umount", help="unmount everything under --target and deactivate "
-                        "what was activated")
+                        "what was activated", description=EXAMPLES["umount"][0],
+                        epilog=f"example: {EXAMPLES['umount'][1]}")
     common(sp, bundle=False)
     sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_umount)
 
     sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "
-                        "has none")
+                        "has none", description=EXAMPLES["catalog"][0],
+                        epilog=f"example: {EXAMPLES['catalog'][1]}")
     _catalog_options(sp)
     sp.add_argument("--host", action="append", help="only this host (repeatable)")
     sp.add_argument("--disk", action="append", help="only this disk (repeatable)")
@@ -554,7 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_catalog)
     for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
                            ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):
-        sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})")
+        sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})",
+                            description=EXAMPLES[name][0],
+                            epilog=f"example: {EXAMPLES[name][1]}")
         sp.add_argument("--host", required=True, help="the DLE's host as Amanda names it")
         sp.add_argument("--disk", required=True, help="the DLE's disk (mountpoint or device) "
                         "as Amanda names it")

@@ -102,3 +102,21 @@ def test_complete_run_again_says_so_and_restart_recreates(lab, new_disk, tmp_pat
 def test_restart_is_in_the_help():
     p = amdr("amdr-recover", "diskinit", "--help")
     assert "--restart" in p.stdout and "start over" in p.stdout
+
+
+def test_umount_of_a_busy_target_names_who_holds_it(lab, new_disk, tmp_path):
+    target = tmp_path / "t"
+    assert diskinit(lab, new_disk, target).returncode == 0
+    holder = subprocess.Popen(["sleep", "120"], cwd=target)
+    try:
+        p = subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
+                           capture_output=True, text=True)
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert f"{target} is busy" in p.stderr
+        assert f"{holder.pid} (root) sleep" in p.stderr
+        assert os.path.ismount(target)
+    finally:
+        holder.kill()
+        holder.wait()
+    umount(target)
+    assert not os.path.ismount(target)
