@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 
-from .errors import EXIT_FAILED, AmdrError
+from .errors import EXIT_FAILED, EXIT_OK, AmdrError
 
 
 def run(prog: str, parser, argv=None) -> int:

@@ -201,7 +201,7 @@ def register(sub, sides: tuple[str, ...], prog: str):
         description=f"Probe every external tool {prog} calls (its Debian package, what "
                     f"needs it, its version or what is wrong) and print the apt-get line "
                     f"that mends what is missing. Exit 1 when a needed tool is missing or "
-                    f"broken. Example: {prog} doctor")
+                    f"broken.", epilog=f"example: {prog} doctor --all")
     d.add_argument("--all", action="store_true",
                    help="also the other half's tools and the test suite's")
     d.add_argument("--json", action="store_true", help="print the table as JSON")

@@ -99,19 +99,26 @@ class Recorded:
     input: bytes | None = None
 
 
-def _user_kwargs(user: str | None, env: dict | None) -> dict:
-    """subprocess arguments to drop privileges to `user` (no shell, no su)."""
+def _user_kwargs(user: str | None, env: dict | None, cwd: str | None = None) -> dict:
+    """subprocess arguments to drop privileges to `user` (no shell, no su).
+
+    Without a cwd the command starts in the user's home: it would inherit
+    ours, and Amanda's Perl tools die ("Cannot chdir to original working
+    directory") when `backup` cannot enter it, as in /root/amanda-dr."""
     if not user:
-        return {"env": env}
+        return {"env": env, "cwd": cwd}
     pw = pwd.getpwnam(user)
     groups = os.getgrouplist(user, pw.pw_gid)
     base = dict(env if env is not None else os.environ)
     base.update(HOME=pw.pw_dir, USER=user, LOGNAME=user)
+    if cwd is None:
+        cwd = pw.pw_dir if os.path.isdir(pw.pw_dir) else "/"
     return {
         "user": pw.pw_uid,
         "group": pw.pw_gid,
         "extra_groups": groups,
         "env": base,
+        "cwd": cwd,
     }
 
 
@@ -144,12 +151,12 @@ class Runner:
             return Result(argv, 0, out if isinstance(out, bytes) else out.encode())
         log.info("run: %s%s", shown, f" (as {user})" if user else "")
         start = time.monotonic()
-        kwargs = _user_kwargs(user, env)
+        kwargs = _user_kwargs(user, env, cwd)
         if stdin is not None and input is None:
             kwargs["stdin"] = stdin
         try:
             proc = subprocess.run(
-                list(argv), cwd=cwd, input=input, capture_output=True,
+                list(argv), input=input, capture_output=True,
                 timeout=timeout, **kwargs,
             )
         except FileNotFoundError:
@@ -190,9 +197,9 @@ class Runner:
                 last = i == len(cmds) - 1
                 errf = tempfile.TemporaryFile()
                 errfiles.append(errf)
-                kwargs = _user_kwargs(c.user, c.env)
+                kwargs = _user_kwargs(c.user, c.env, c.cwd)
                 p = subprocess.Popen(
-                    [str(a) for a in c.argv], cwd=c.cwd,
+                    [str(a) for a in c.argv],
                     stdin=prev_out if prev_out is not None else subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL if last else subprocess.PIPE,
                     stderr=errf, **kwargs,

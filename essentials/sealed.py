@@ -69,7 +69,16 @@ def keyring(home: str | Path) -> gnupg.GPG:
                           f"the recovery public keys and this host's signing key into it")
     g = gnupg.GPG(gnupghome=str(home))
     g.buffer_size = 1 << 20
+    quiet_gnupg()
     return g
+
+
+def quiet_gnupg():
+    """python-gnupg logs its own view of every failure ("gpg returned a non-zero
+    error code", 0.4's "Error sending data" with a traceback) before ours says
+    what went wrong and what to do: only with -v (INFO) are its lines shown."""
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    logging.getLogger("gnupg").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 class AmbiguousKey(ConfigError):
@@ -213,6 +222,13 @@ def forget_passphrase(home, runner: Runner | None = None):
     (runner or Runner()).run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
+class _NoPassphrase:
+    """The status of a decryption gpg gave up on for want of a passphrase."""
+
+    stderr = "[GNUPG:] MISSING_PASSPHRASE"
+    status = "no passphrase"
+
+
 def _decrypt_error(path: Path, res, has_passphrase: bool) -> str:
     st = (res.stderr or "")
     if "BAD_PASSPHRASE" in st or "Bad passphrase" in st:
@@ -345,8 +361,14 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
         try:
             # a file object: python-gnupg 0.4 (Debian 12's) takes no path here
             with open(path, "rb") as f:
-                res = g.decrypt_file(f, passphrase=passphrase, output=str(tar_path),
-                                     extra_args=extra)
+                try:
+                    res = g.decrypt_file(f, passphrase=passphrase, output=str(tar_path),
+                                         extra_args=extra)
+                except BrokenPipeError:
+                    # gpg stopped reading the bundle: it could not decrypt the
+                    # session key (no passphrase given); python-gnupg 0.5 raises
+                    # this where 0.4 returns the status
+                    raise BundleError(_decrypt_error(path, _NoPassphrase, False)) from None
         finally:
             os.umask(old_umask)
         if not res.ok:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import hashlib
+import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from essentials.bundle import Bundle, open_bundle
+from essentials.bundle import Bundle, open_bundle, sha256_file
 from essentials.config import read_secret_file
 from essentials.errors import BundleError
 from essentials import sealed
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GNUPGHOME = "/etc/amanda-dr/recovery-gnupg"
 
@@ -52,26 +56,109 @@ def gnupghome(given: str | None) -> str:
     return str(Path.home() / ".gnupg")
 
 
+# -- a recovery opens each sealed bundle once ------------------------------------
+# plan, diskinit, mount, restore are separate commands: each would decrypt the
+# bundle again and ask for the passphrase again.  The plaintext is kept, for
+# as long as the recovery (its state directory) lasts, in a root-only
+# directory on /run (tmpfs: gone with the live system), named by the sealed
+# file's sha256, so a different or altered bundle is never taken for it.
+# `umount` removes it.
+OPEN_ROOT = Path("/run/amanda-dr/open")
+VERIFIED = ".verified"  # beside the copy: its signature was checked when it was opened
+
+
+def opened_dir(state_dir: str) -> Path | None:
+    """Where this recovery's opened bundles live (None: /run is not ours to use)."""
+    if not os.access("/run", os.W_OK):
+        return None
+    key = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:16]
+    return OPEN_ROOT / key
+
+
+def forget_opened(state_dir: str) -> bool:
+    """Remove this recovery's opened bundles; True when there were any."""
+    d = opened_dir(state_dir)
+    if d is None or not d.exists():
+        return False
+    shutil.rmtree(d, ignore_errors=True)
+    return True
+
+
+def _marker(d: Path) -> Path:
+    return d.with_name(d.name + VERIFIED)
+
+
+def _reuse(d: Path, source: Path, verify: bool) -> Bundle | None:
+    if not (d / "manifest.yaml").is_file() or (verify and not _marker(d).exists()):
+        return None
+    try:
+        b = open_bundle(d, verify=verify)  # the checksums again: cheap, and catches a change
+    except BundleError as e:
+        log.warning("opened copy of %s is damaged (%s); opening the bundle again", source, e)
+        shutil.rmtree(d, ignore_errors=True)
+        _marker(d).unlink(missing_ok=True)
+        return None
+    log.info("%s: using the copy opened earlier in this recovery (%s)", source.name, d)
+    b.source = source
+    return b
+
+
 def open_any(path, *, home: str | None = None, passphrase_file: str | None = None,
              signers: list[str] | None = None, verify: bool = True,
-             interactive: bool | None = None) -> Bundle:
+             interactive: bool | None = None, keep_in: Path | None = None) -> Bundle:
+    """Open a bundle; keep_in: this recovery's opened_dir(), to open it once."""
     p = Path(path)
     if p.is_dir():
         return open_bundle(p, verify=verify)
     if not p.exists():
         raise BundleError(f"{p}: no such bundle (give a HOST-...amdr.gpg file or a bundle "
                           f"directory)")
+    if keep_in is not None:
+        into = Path(keep_in) / sha256_file(p)[:32]
+        b = _reuse(into, p, verify)
+        if b is not None:
+            return b
+        for d in (Path(keep_in).parent.parent, Path(keep_in).parent, Path(keep_in)):
+            d.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)
+        shutil.rmtree(into, ignore_errors=True)
+        _marker(into).unlink(missing_ok=True)
+    else:
+        into = sealed.private_dir()
+        atexit.register(shutil.rmtree, into, True)
+    b = _unseal_asking(p, home, passphrase_file, signers, verify, interactive, into)
+    if keep_in is not None and verify:
+        _marker(into).touch(mode=0o600)
+    return b
+
+
+def _unseal_asking(p: Path, home, passphrase_file, signers, verify, interactive,
+                   into: Path) -> Bundle:
     home = gnupghome(home)
     passphrase = read_secret_file(passphrase_file, "passphrase") if passphrase_file else None
     if interactive is None:
         interactive = sys.stdin.isatty()
-    into = sealed.private_dir()
-    atexit.register(shutil.rmtree, into, True)
+    if passphrase is None and home in _typed:
+        passphrase = _typed[home]  # the server's bundle after the client's: asked once
     try:
         b, _ = sealed.unseal(p, home, passphrase, signers, into=into, verify=verify)
+        return b
     except BundleError as e:
         if passphrase is not None or not interactive or "protected by a passphrase" not in str(e):
             raise
+    for attempt in range(1, ASK_TIMES + 1):
         passphrase = getpass.getpass(f"Passphrase for the recovery key (to open {p.name}): ")
-        b, _ = sealed.unseal(p, home, passphrase, signers, into=into, verify=verify)
-    return b
+        try:
+            b, _ = sealed.unseal(p, home, passphrase, signers, into=into, verify=verify)
+        except BundleError as e:
+            if "wrong passphrase" not in str(e) or attempt == ASK_TIMES:
+                raise
+            print(f"{e}", file=sys.stderr)
+            continue
+        _typed[home] = passphrase
+        return b
+
+
+ASK_TIMES = 3
+# what was typed for a keyring, in this process's memory only (never written)
+_typed: dict[str, str] = {}

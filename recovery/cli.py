@@ -13,6 +13,12 @@ Subcommands:
             mails or a scan of the volumes (--json for programs)
   restore-tar, restore-dump
             restore one DLE (one image, or its whole chain) into a directory
+  rebuild-server
+            rebuild a lost Amanda server's database (config, tapelist, logs,
+            index) from its bundle or a scan of the volumes
+  restore-from-server
+            restore a DLE through a rebuilt (or live) server: amfetchdump or
+            amrecover
   doctor    is every tool recovery calls installed, and does it run
 
 Exit status:
@@ -34,12 +40,12 @@ import os
 import sys
 
 
-from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError,
-                               ConfigError, RefusedError)
+from essentials.errors import (EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, AmdrError,
+                               CatalogError, ConfigError, RefusedError)
 from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
-from .bundles import add_key_options, key_options
+from .bundles import add_key_options, forget_opened, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
@@ -61,13 +67,20 @@ def _maps(values) -> dict:
 
 
 def _session(args) -> Session:
+    from .catalog.gather import Request
+    req = Request(servers=getattr(args, "server", None) or [],
+                  bundles=getattr(args, "catalog_bundle", None) or [],
+                  reports=getattr(args, "reports", None) or [],
+                  scan=getattr(args, "scan", None) or [],
+                  keys=key_options(args), verify=not args.no_verify)
     return Session.load(args.bundle, os.path.abspath(args.target), _maps(args.map),
                         getattr(args, "amanda_host", None), getattr(args, "vtapes", None),
                         getattr(args, "until", None),
                         verify=not args.no_verify,
                         keys=key_options(args),
                         luks_key_file=getattr(args, "luks_key_file", None),
-                        state_dir=getattr(args, "state_dir", None))
+                        state_dir=getattr(args, "state_dir", None),
+                        catalog_sources=req)
 
 
 def _restores(s: Session):
@@ -94,15 +107,19 @@ def cmd_plan(args) -> int:
     actions = s.disk_plan(Runner())
     m = s.matched
     amanda_host, steps, errors = _restores(s)
+    # what diskinit's guard will refuse, said now, not found out at the wipe
+    refused = guard.refusals(Runner(), sorted({a.device for a in actions if a.type == "wipe"}))
+    code = EXIT_REFUSED if refused else EXIT_PARTIAL if errors else EXIT_OK
     if args.json:
         doc = {"host": s.bundle.host, "amanda_host": amanda_host, "target": s.target,
                "state_dir": s.workdir,
                "mapping": show.mapping_doc(s.layout, m.mapping, m.reasons),
                "disks": show.doc(actions),
                "restores": [dict(st.to_dict(), commands=cmds) for st, cmds in steps],
-               "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors]}
+               "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors],
+               "refused": refused}
         print(json.dumps(doc, indent=1, default=str))
-        return EXIT_PARTIAL if errors else EXIT_OK
+        return code
     print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
     print("Disks (original -> here):")
     print("\n".join(show.mapping_text(s.layout, m.mapping, m.reasons)))
@@ -115,7 +132,11 @@ def cmd_plan(args) -> int:
         print("\n".join(f"    $ {c}" for c in cmds))
     for h, d, msg in errors:
         print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
-    return EXIT_PARTIAL if errors else EXIT_OK
+    if refused:
+        print("DISKINIT WILL REFUSE this plan (nothing would be changed):")
+        print("\n".join(f"  {r}" for r in refused))
+        print("  map the disks elsewhere with --map ORIGINAL=DISK")
+    return code
 
 
 def confirm(s: Session, actions, disks: list[str], yes: bool):
@@ -124,33 +145,62 @@ def confirm(s: Session, actions, disks: list[str], yes: bool):
     if not sys.stdin.isatty():
         raise RefusedError("refusing to wipe without confirmation: no terminal to ask on; "
                            "pass --yes after checking the plan with 'amdr-recover plan'")
-    print("The following disks will be WIPED and recreated for host "
-          f"{s.bundle.host}:\n  " + "\n  ".join(disks))
-    if s.matched is not None:
-        print("\n".join(show.mapping_text(s.layout, s.matched.mapping, s.matched.reasons)))
     print("\n".join(show.text(actions)))
+    print()
+    print("\n".join(wipe_summary(s, actions)))
     answer = input(f"Type the host name ({s.bundle.host}) to go ahead: ").strip()
     if answer != s.bundle.host:
         raise RefusedError("not confirmed; nothing was changed")
 
 
-def do_diskinit(s: Session, runner: Runner, yes: bool):
+def wipe_summary(s: Session, actions) -> list[str]:
+    """What the person is asked about, right above the question: each disk that
+    is wiped, as they can recognise it (model, serial, size), and what it becomes."""
+    from .disks.mapping import human
+    out = [f"These disks will be WIPED and recreated as host {s.bundle.host}'s:"]
+    for a in actions:
+        if a.type != "wipe":
+            continue
+        node = (s.present_nodes or {}).get(a.device) or {}
+        model = " ".join(str(node.get(k) or "").strip() for k in ("vendor", "model")).strip()
+        desc = ", ".join(x for x in (model or None,
+                                     f"serial {node['serial']}" if node.get("serial") else None,
+                                     human(int(node["size"])) if node.get("size") else None)
+                         if x)
+        held = [c.get("path") for c in node.get("children") or []]
+        orig = {d["id"]: d.get("path") for d in s.layout.get("disks") or []}.get(a.disk)
+        out.append(f"  {a.device} ({desc or 'no model or serial known'}) becomes "
+                   f"{orig or a.disk}" + (f"; it holds {', '.join(held)} now" if held else ""))
+    return out
+
+
+def do_diskinit(s: Session, runner: Runner, yes: bool, restart: bool = False):
     actions = s.disk_plan(runner)
     disks = sorted({a.device for a in actions if a.type == "wipe"})
     guard.check_disks(runner, disks)
     confirm(s, actions, disks, yes)
+    j = actions[0].journal if actions else None
+    if restart and j is not None:
+        old = j.restart()
+        if old:
+            print(f"starting over: the journal of the earlier runs is set aside as {old}")
     # what it will assemble, open and activate, for umount (before: an
     # interrupted run leaves them active too)
     activate.record(s.active_file, activate.stack_items(actions))
     for a in actions:
         print(f"  {a.id}")
         a.apply(runner)
+    journaled = [a for a in actions if a.journaled]
+    if j is not None and journaled and j.skipped == len(journaled):
+        print(f"nothing was recreated: every disk action was done in an earlier run "
+              f"(journal {j.path}) and the disks still carry its work; "
+              f"`--restart` recreates them anyway")
     return actions
 
 
 def cmd_diskinit(args) -> int:
     s = _session(args)
-    do_diskinit(s, Runner(), args.yes)
+    do_diskinit(s, Runner(), args.yes, args.restart)
     print(f"disks recreated and mounted under {s.target}")
     return EXIT_OK
 
@@ -210,13 +260,16 @@ def cmd_recover(args) -> int:
     runner = Runner()
     # plan the restores first: a bundle that cannot restore anything must
     # be found out before the disks are wiped
-    lib = s.library()
-    steps, errors = _only(*s.restore_plan(lib.available), args.dle)
+    try:
+        lib = s.library()
+        steps, errors = _only(*s.restore_plan(lib.available), args.dle)
+    except CatalogError as e:
+        raise CatalogError(f"nothing can be restored, so no disk was touched: {e}") from None
     if not steps:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     check_restore_tools(steps, lib)  # and diskinit's preflight checks its own
-    do_diskinit(s, runner, args.yes)
+    do_diskinit(s, runner, args.yes, args.restart)
     results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
     write_report(args.report, results, errors)
@@ -245,7 +298,10 @@ def cmd_mount(args) -> int:
 
 def cmd_umount(args) -> int:
     target = os.path.abspath(args.target)
-    state = activate.state_path(args.state_dir or default_state_dir(target))
+    state_dir = args.state_dir or default_state_dir(target)
+    if not args.dry_run and forget_opened(state_dir):
+        print("the bundles opened for this recovery are removed from /run")
+    state = activate.state_path(state_dir)
     recorded = activate.read_state(state)
     active = [i for i in recorded if activate.is_active(i)]
     actions = activate.plan_umount(activate.mounts_under(target), active)
@@ -419,6 +475,41 @@ def _catalog_options(sp):
     sp.add_argument("--until", help="the state as of this Amanda datestamp (default: newest)")
 
 
+EXAMPLES = {
+    "plan": ("Show the disk mapping, every disk action and the restore plan; change "
+             "nothing.",
+             "amdr-recover plan --bundle web1-20261122T030000Z.amdr.gpg --catalog-bundle "
+             "backup1-20261122T030000Z.amdr.gpg --target /mnt/target"),
+    "diskinit": ("Wipe the mapped disks and recreate their partitions, RAID, LUKS, LVM and "
+                 "filesystems with the original identities, mounted under --target.",
+                 "amdr-recover diskinit --bundle web1-....amdr.gpg --target /mnt/target "
+                 "--map /dev/sda=/dev/vdb"),
+    "restore": ("Restore every DLE of the host into the mounted --target, level 0 then "
+                "each incremental.",
+                "amdr-recover restore --bundle web1-....amdr.gpg --catalog-bundle "
+                "backup1-....amdr.gpg --target /mnt/target"),
+    "recover": ("diskinit, then restore: the whole host back from its bundle and the "
+                "volumes.",
+                "amdr-recover recover --bundle web1-....amdr.gpg --catalog-bundle "
+                "backup1-....amdr.gpg --target /mnt/target --vtapes /srv/vtapes"),
+    "mount": ("Find the disks of an existing (recreated or restored) system again, "
+              "assemble, open, activate and mount them under --target; nothing is wiped.",
+              "amdr-recover mount --bundle web1-....amdr.gpg --target /mnt/target"),
+    "umount": ("Unmount everything under --target, deactivate what mount or diskinit "
+               "activated, and remove the bundles opened for this recovery from /run.",
+               "amdr-recover umount --target /mnt/target"),
+    "catalog": ("Every DLE's restore chain (volumes and file numbers) from the sources "
+                "named; exit 1 when a DLE has none.",
+                "amdr-recover catalog --bundle backup1-....amdr.gpg --scan /srv/vtapes"),
+    "restore-tar": ("Restore one GNU tar DLE (one image, or its chain) into a directory.",
+                    "amdr-recover restore-tar --host web1 --disk /srv --into /mnt/srv "
+                    "--scan /srv/vtapes"),
+    "restore-dump": ("Restore one dump DLE (one image, or its chain) into a directory.",
+                     "amdr-recover restore-dump --host web1 --disk /dev/sda2 --into /mnt/data "
+                     "--device file:/srv/vtapes/slot3 --label DAILY-03 --filenum 2"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="amdr-recover", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -438,10 +529,25 @@ def build_parser() -> argparse.ArgumentParser:
             if restores:
                 sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
                 sp.add_argument("--vtapes", help="chg-disk directory holding the volumes "
-                                "(default: the one in the bundle's amanda.conf)")
-                sp.add_argument("--until", help="restore the state as of this Amanda "
-                                "datestamp")
-        sp.add_argument("--target", required=True, help="directory to mount the system under")
+                                "(default: the one in the catalog's amanda.conf)")
+                sp.add_argument("--until", metavar="DATESTAMP",
+                                help="restore the state as of this Amanda datestamp "
+                                     "(YYYYMMDD or YYYYMMDDhhmmss; default: the newest)")
+                g = sp.add_argument_group(
+                    "where the catalog is (a client's bundle has none: the server has it)")
+                g.add_argument("--catalog-bundle", action="append", metavar="PATH",
+                               help="the Amanda server's bundle (sealed or a directory; "
+                                    "repeatable); opened with the same keys")
+                g.add_argument("--server", action="append", metavar="CONF",
+                               help="the live Amanda server's configuration CONF, on this "
+                                    "machine (repeatable)")
+                g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
+                               help="Amanda's report mails, mbox files or directories")
+                g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
+                               help="read the volumes' headers: vtape directories, slots, "
+                                    "tape drives")
+        sp.add_argument("--target", required=True,
+                        help="the directory the system is (to be) mounted under")
         sp.add_argument("--state-dir", metavar="DIR",
                         help="the diskinit journal, scratch mounts and what is active "
                              "(default: TARGET.amdr, beside the target)")
@@ -450,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                                ("diskinit", cmd_diskinit, "recreate and mount the disks"),
                                ("restore", cmd_restore, "restore into mounted target"),
                                ("recover", cmd_recover, "diskinit + restore")):
-        sp = sub.add_parser(name, help=helptext)
+        what, example = EXAMPLES[name]
+        sp = sub.add_parser(name, help=helptext, description=what,
+                            epilog=f"example: {example}")
         common(sp)
         if name in ("restore", "recover"):
             sp.add_argument("--dle", action="append", metavar="DISK",
@@ -460,24 +568,31 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")
+            sp.add_argument("--restart", action="store_true",
+                            help="start over: set the journal of earlier runs aside and "
+                                 "recreate every disk (a re-run otherwise continues, "
+                                 "skipping what is done and still on the disks)")
         if name == "plan":
             sp.add_argument("--json", action="store_true",
                             help='print {"mapping", "disks", "restores", "errors"} for '
                                  "programs")
         sp.set_defaults(func=fn)
     sp = sub.add_parser("mount", help="activate and mount an existing system under --target "
-                        "(no wiping, no formatting)")
+                        "(no wiping, no formatting)", description=EXAMPLES["mount"][0],
+                        epilog=f"example: {EXAMPLES['mount'][1]}")
     common(sp, restores=False)
     sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_mount)
     sp = sub.add_parser("umount", help="unmount everything under --target and deactivate "
-                        "what was activated")
+                        "what was activated", description=EXAMPLES["umount"][0],
+                        epilog=f"example: {EXAMPLES['umount'][1]}")
     common(sp, bundle=False)
     sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_umount)
 
     sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "
-                        "has none")
+                        "has none", description=EXAMPLES["catalog"][0],
+                        epilog=f"example: {EXAMPLES['catalog'][1]}")
     _catalog_options(sp)
     sp.add_argument("--host", action="append", help="only this host (repeatable)")
     sp.add_argument("--disk", action="append", help="only this disk (repeatable)")
@@ -486,7 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_catalog)
     for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
                            ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):
-        sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})")
+        sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})",
+                            description=EXAMPLES[name][0],
+                            epilog=f"example: {EXAMPLES[name][1]}")
         sp.add_argument("--host", required=True, help="the DLE's host as Amanda names it")
         sp.add_argument("--disk", required=True, help="the DLE's disk (mountpoint or device) "
                         "as Amanda names it")

@@ -11,7 +11,7 @@ import logging
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from essentials.bundle import Bundle
@@ -19,12 +19,15 @@ from essentials.errors import AmdrError, CatalogError, CommandError, ConfigError
 from essentials.layout.schema import validate
 from essentials.runner import Runner
 
-from .bundles import open_any
+from .bundles import open_any, opened_dir
+from .catalog import combined, gather
+from .catalog.amconf import DiskEntry
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
 from .disks import activate, devnodes, guard, journal, merge, present
 from .disks.mapping import match_disks
 from .disks.plan import contents, needed_disks, plan_disks
 from .disks.stack import Passphrase
+from .restore.devices import from_devices
 from .restore.media import VtapeLibrary
 from .restore.plan import plan_restores
 
@@ -48,18 +51,41 @@ class Session:
     @classmethod
     def load(cls, bundle_path, target, maps=None, amanda_host=None, vtapes=None,
              until=None, verify=True, keys: dict | None = None,
-             luks_key_file: str | None = None, state_dir: str | None = None) -> "Session":
-        """keys: gnupghome, passphrase_file, signers for a sealed bundle."""
-        b = open_any(bundle_path, verify=verify, **(keys or {}))
+             luks_key_file: str | None = None, state_dir: str | None = None,
+             catalog_sources=None) -> "Session":
+        """keys: gnupghome, passphrase_file, signers for a sealed bundle.
+        catalog_sources: a gather.Request of where else the catalog is (the
+        server's bundle, the live server, report mails, a scan): a client's
+        bundle holds its layout, the server has its catalog."""
+        keep = opened_dir(state_dir or default_state_dir(target))  # opened once per recovery
+        b = open_any(bundle_path, verify=verify, keep_in=keep, **(keys or {}))
         layout = validate(b.load_yaml("layout.yaml"), f"{bundle_path}/layout.yaml")
         luks = {"*": check_key_file(luks_key_file)} if luks_key_file else {}
         try:
-            catalogs, missing = from_bundle(b), None
-        except CatalogError as e:  # diskinit needs none; restores say so when asked
-            catalogs, missing = [], e
-        s = cls(b, layout, catalogs, target, dict(maps or {}), amanda_host, vtapes, until,
+            own = from_bundle(b)
+        except CatalogError:  # a client's bundle: the catalog is the server's
+            own = []
+        s = cls(b, layout, own, target, dict(maps or {}), amanda_host, vtapes, until,
                 luks, state_dir)
-        s.catalog_error = missing
+        s.bundle_name = Path(bundle_path).name
+        s.own_catalog = bool(own)
+        sources = [combined.from_config(cc, f"bundle {s.bundle_name} ({cc.name})")
+                   for cc in own]
+        req = catalog_sources
+        if req is not None and not req.empty:
+            req.keep_in = keep
+            sources += gather.read_sources(req, Runner(), sources)
+        if sources:
+            s.cat = combined.build(sources, [vtapes] if vtapes else [],
+                                   req.volumes if req else [])
+            for e in s.cat.errors:
+                log.warning("%s", e)
+        else:  # diskinit needs none; restores say so when asked
+            s.catalog_error = CatalogError(
+                f"{s.bundle_name} holds no Amanda catalog (a client's bundle: the Amanda "
+                f"server has it); give the server's bundle (--catalog-bundle "
+                f"SERVER-....amdr.gpg), the live server (--server CONFIG), its report mails "
+                f"(--reports FILE...) or the volumes (--scan DIR-OR-DEVICE...)")
         return s
 
     # -- disks ---------------------------------------------------------------
@@ -90,8 +116,11 @@ class Session:
         self.matched = m
         return m, {d["path"]: d for d in disks}
 
+    present_nodes = None  # path -> lsblk node of the disks here, from the last match
+
     def disk_plan(self, runner: Runner):
         m, nodes = self.match(runner)
+        self.present_nodes = nodes
         sizes = {}
         for new in m.mapping.values():
             if new in nodes:
@@ -149,32 +178,67 @@ class Session:
                                    unmatched=m.unmatched)
 
     # -- restores ------------------------------------------------------------
-    catalog_error = None  # why the bundle has no catalog, raised when one is needed
-
-    def catalog(self) -> ConfigCatalog:
-        host = self.host()
-        having = [c for c in self.catalogs if host in c.hosts()]
-        if len(having) > 1:
-            log.warning("host %s is in several Amanda configurations; using %s",
-                        host, having[0].name)
-        return having[0]
+    catalog_error = None  # why there is no catalog, raised when one is needed
+    cat = None  # combined.Catalog of the bundle's own and the named sources
+    own_catalog = False
+    bundle_name = ""
 
     def host(self) -> str:
         if self.catalog_error is not None:
             raise self.catalog_error
-        return pick_host(self.catalogs, self.bundle.host, self.amanda_host)
+        hosts = {e.host for e in self.cat.disklist} | {d.host for d in self.cat.dumps}
+        # the name the server's disklist uses, as the client saw it in its
+        # requests (amanda/client.yaml), first: it joins a client's bundle to
+        # the server's catalog even when it is not the machine's host name
+        names = self.client_hostnames() + [self.bundle.host, self.bundle.manifest.get("fqdn")]
+        # a catalog of one host is this host's only when it is the bundle's own
+        return pick_host(hosts, names, self.amanda_host, sole_ok=self.own_catalog
+                         and len(self.cat.sources) == len(self.catalogs))
+
+    def client_hostnames(self) -> list[str]:
+        from essentials.collectors.amanda import CLIENT_FILE
+        if not self.bundle.has(CLIENT_FILE):
+            return []
+        doc = self.bundle.load_yaml(CLIENT_FILE) or {}
+        out = []
+        for c in doc.get("configs") or []:
+            if c.get("hostname") and c["hostname"] not in out:
+                out.append(c["hostname"])
+        return out
 
     def library(self) -> VtapeLibrary:
-        root = self.vtapes or self.catalog().vtape_root()
-        if not root:
-            raise CatalogError("no vtape directory: the Amanda configuration does not use "
-                               "chg-disk; give --vtapes DIR")
-        return VtapeLibrary(root)
+        self.host()  # no catalog: say so, not "no vtape directory"
+        roots = [self.vtapes] if self.vtapes else [r for r in self.cat.vtape_roots
+                                                   if Path(r).is_dir()]
+        if roots:
+            return VtapeLibrary(roots[0])
+        lib = from_devices(self.cat.devices)
+        if lib is None:
+            raise CatalogError("no vtape directory: the catalog names none that is here "
+                               "(or its configuration does not use chg-disk); give "
+                               "--vtapes DIR")
+        return lib
+
+    def disklist(self, host: str) -> list[DiskEntry]:
+        """The host's DLEs: the disklists', then any a source saw only as images
+        (a scan, report mails), with the program the image headers give."""
+        out, seen = [], set()
+        for e in self.cat.disklist:
+            if e.host == host and (e.host, e.disk) not in seen:
+                seen.add((e.host, e.disk))
+                prog = self.cat.program(e.host, e.disk) or e.program
+                out.append(replace(e, program=prog))
+        for d in self.cat.dumps:
+            if d.host == host and (d.host, d.disk) not in seen:
+                seen.add((d.host, d.disk))
+                out.append(DiskEntry(d.host, d.disk, d.disk, "",
+                                     self.cat.program(d.host, d.disk) or ""))
+        return out
 
     def restore_plan(self, available=None):
-        cat = self.catalog()
-        return plan_restores(cat.dumps, cat.disklist, self.layout, self.target, self.host(),
-                             cat.tapelist, available, self.until)
+        host = self.host()
+        return plan_restores(self.cat.dumps, self.disklist(host), self.layout, self.target,
+                             host, self.cat.tapelist, available, self.until)
 
 
 def default_state_dir(target: str) -> str:

@@ -121,7 +121,12 @@ def cmd_restore(args) -> int:
 def register(sub):
     """Add the subcommands to amdr-recover's parser."""
     sp = sub.add_parser("rebuild-server", help="rebuild a lost Amanda server's database "
-                        "here, from a bundle or a media scan")
+                        "here, from a bundle or a media scan",
+                        description="Rebuild a lost Amanda server's database on this machine "
+                        "(amanda.conf, disklist, tapelist, trace logs, index) from its bundle "
+                        "or a scan of the volumes, so amrecover and amfetchdump work again.",
+                        epilog="example: amdr-recover rebuild-server --bundle "
+                        "backup1-....amdr.gpg --vtapes /srv/vtapes --config DailySet1")
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="sealed bundle (HOST-...amdr.gpg) or bundle "
                      "directory of the Amanda server")
@@ -147,14 +152,24 @@ def register(sub):
     sp.set_defaults(func=cmd_rebuild)
 
     sp = sub.add_parser("restore-from-server", help="restore a DLE from a rebuilt (or live) "
-                        "Amanda server with amrecover or amfetchdump")
-    sp.add_argument("--config", required=True)
+                        "Amanda server with amrecover or amfetchdump",
+                        description="Restore one DLE through a rebuilt (or live) Amanda "
+                        "server: amfetchdump (whole images, split parts joined) or amrecover.",
+                        epilog="example: amdr-recover restore-from-server --config DailySet1 "
+                        "--host web1 --disk /srv --into /mnt/target/srv")
+    sp.add_argument("--config", required=True, metavar="NAME",
+                    help="the Amanda configuration to restore from (rebuild-server's "
+                         "--config, or the live server's)")
     sp.add_argument("--host", required=True, help="the DLE's host as Amanda names it")
     sp.add_argument("--disk", required=True, help="the DLE's disk as Amanda names it")
     sp.add_argument("--into", required=True, help="directory to restore into (made empty "
                     "first is best: a level 0 may delete what is there)")
-    sp.add_argument("--until", help="the state as of this Amanda datestamp")
-    sp.add_argument("--via", choices=("amrecover", "amfetchdump"), default="amfetchdump")
+    sp.add_argument("--until", metavar="DATESTAMP",
+                    help="the state as of this Amanda datestamp (YYYYMMDD or "
+                         "YYYYMMDDhhmmss; default: the newest)")
+    sp.add_argument("--via", choices=("amrecover", "amfetchdump"), default="amfetchdump",
+                    help="amfetchdump (default: whole images, split parts joined) or "
+                         "amrecover (browse the index; --path picks files)")
     sp.add_argument("--path", action="append", help="with amrecover: only this path "
                     "(repeatable; default: everything)")
     sp.add_argument("--etc", default=str(confmod.AMANDA_ETC), help=argparse_hidden())

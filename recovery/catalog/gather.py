@@ -34,6 +34,7 @@ class Request:
     # opening sealed bundles: home, passphrase_file, signers
     keys: dict = field(default_factory=dict)
     verify: bool = True
+    keep_in: Path | None = None  # a recovery's opened bundles (bundles.opened_dir)
 
     @property
     def empty(self) -> bool:
@@ -54,10 +55,10 @@ def _disklist_file(path: str, confs: list[amconf.AmandaConf]) -> list[amconf.Dis
     return entries
 
 
-def load(req: Request, runner: Runner | None = None) -> combined.Catalog:
-    if req.empty:
-        raise ConfigError("no catalog source: give --server CONF, --bundle PATH, "
-                          "--reports FILE... or --scan DEVICE... (several may be combined)")
+def read_sources(req: Request, runner: Runner | None = None,
+                 have: list[combined.Source] = ()) -> list[combined.Source]:
+    """Each source the request names, read (`have`: sources already read, whose
+    disklists name the DLEs in report mails)."""
     runner = runner or Runner()
     sources: list[combined.Source] = []
     confs: list[amconf.AmandaConf] = []
@@ -68,7 +69,7 @@ def load(req: Request, runner: Runner | None = None) -> combined.Catalog:
         sources.append(combined.from_config(cc, f"server {conf}"))
     for path in req.bundles:
         from ..bundles import open_any
-        b = open_any(path, verify=req.verify, **req.keys)
+        b = open_any(path, verify=req.verify, keep_in=req.keep_in, **req.keys)
         for cc in from_bundle(b):
             confs.append(cc.conf)
             sources.append(combined.from_config(cc, f"bundle {Path(path).name} ({cc.name})"))
@@ -77,13 +78,20 @@ def load(req: Request, runner: Runner | None = None) -> combined.Catalog:
         sources.append(combined.Source(f"disklist {req.disklist}", disklist=disklist))
     if req.reports:
         from .reports import parse_reports
-        names = disklist or [e for s in sources for e in s.disklist] or None
+        names = disklist or [e for s in list(have) + sources for e in s.disklist] or None
         dumps = parse_reports([Path(p) for p in req.reports], names)
         sources.append(combined.Source("reports " + ", ".join(req.reports), dumps))
     if req.scan:
         from .scan import scan
         sources.append(combined.from_scan(scan(list(req.scan), runner), list(req.scan)))
-    cat = combined.build(sources, req.vtapes, req.volumes)
+    return sources
+
+
+def load(req: Request, runner: Runner | None = None) -> combined.Catalog:
+    if req.empty:
+        raise ConfigError("no catalog source: give --server CONF, --bundle PATH, "
+                          "--reports FILE... or --scan DEVICE... (several may be combined)")
+    cat = combined.build(read_sources(req, runner), req.vtapes, req.volumes)
     for e in cat.errors:
         log.warning("%s", e)
     return cat

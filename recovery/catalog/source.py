@@ -83,19 +83,32 @@ def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
     return out
 
 
-def pick_host(catalogs: list[ConfigCatalog], bundle_host: str, wanted: str | None) -> str:
-    """The Amanda host name this bundle's machine is backed up as."""
-    hosts = set().union(*(c.hosts() for c in catalogs))
+def pick_host(hosts: set[str], names: list[str], wanted: str | None,
+              sole_ok: bool = True) -> str:
+    """The Amanda host name this bundle's machine is backed up as.
+
+    names: what the bundle calls its machine (host name, FQDN).  Joining a
+    client's bundle with the server's catalog, the names may differ by the
+    domain.  sole_ok: a catalog of one host is that host's even when the names
+    differ (the bundle's own catalog: a server backing itself up as
+    localhost); never for a catalog from elsewhere, where it would restore
+    another machine's files."""
     if wanted:
         if wanted not in hosts:
             raise CatalogError(f"no Amanda host '{wanted}' in the catalog (hosts: "
-                               f"{', '.join(sorted(hosts))})")
+                               f"{', '.join(sorted(hosts)) or 'none'})")
         return wanted
-    if len(hosts) == 1:
-        return next(iter(hosts))
-    short = bundle_host.split(".")[0]
-    for cand in (bundle_host, socket.getfqdn(bundle_host), short):
+    names = [n for n in names if n]
+    cands = list(names) + [socket.getfqdn(n) for n in names] + [n.split(".")[0] for n in names]
+    for cand in cands:
         if cand in hosts:
             return cand
-    raise CatalogError(f"cannot tell which Amanda host is {bundle_host}: the catalog has "
-                       f"{', '.join(sorted(hosts))}; give --amanda-host")
+    shorts = {n.split(".")[0] for n in names}
+    same = sorted(h for h in hosts if h.split(".")[0] in shorts)
+    if len(same) == 1:
+        return same[0]
+    if sole_ok and len(hosts) == 1:
+        return next(iter(hosts))
+    raise CatalogError(f"cannot tell which Amanda host is {names[0] if names else '?'}: the "
+                       f"catalog has {', '.join(sorted(hosts)) or 'no host'}; give "
+                       f"--amanda-host NAME (the host as the server's disklist names it)")

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pwd
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from essentials.errors import AmdrError, RefusedError
+from essentials.errors import AmdrError, CommandError, RefusedError
 from essentials.runner import Runner
 
 from . import merge
@@ -215,7 +216,33 @@ class Unmount(Action):
         if not runner.dry_run and not os.path.ismount(self.mountpoint):
             print(f"    ({self.mountpoint} is not mounted)")
             return
-        super().execute(runner)
+        try:
+            super().execute(runner)
+        except CommandError as e:
+            if runner.dry_run or "busy" not in (e.stderr_tail or "").lower():
+                raise
+            raise AmdrError(f"{self.mountpoint} is busy, so it stays mounted "
+                            f"(and what is under it): {holders(runner, self.mountpoint)}; "
+                            f"stop those, or leave the directory in the shells that are in it, "
+                            f"then run umount again") from None
+
+
+def holders(runner: Runner, mountpoint: str) -> str:
+    """Who keeps a mount busy: 'PID (user) command, ...' of `fuser -m`'s processes."""
+    res = runner.run(["fuser", "-m", mountpoint], check=False)
+    procs = []
+    for tok in res.text.split():  # PIDs on stdout, with access letters appended
+        pid = "".join(ch for ch in tok if ch.isdigit())
+        if not pid or pid == str(os.getpid()):
+            continue
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            user = pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+        except (OSError, KeyError):
+            continue
+        procs.append(f"{pid} ({user}) {comm}")
+    return ("held by " + ", ".join(procs)) if procs else \
+        "no process found holding it (a mount under it, a swap file or a loop device?)"
 
 
 class _Deactivate(Action):

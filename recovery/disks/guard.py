@@ -89,6 +89,13 @@ def busy_reasons(runner: Runner, disk: str) -> list[str]:
 
 def check_disks(runner: Runner, disks: list[str]):
     """Raise RefusedError unless every disk is safe to wipe."""
+    problems = refusals(runner, disks)
+    if problems:
+        raise RefusedError("refusing to wipe, nothing was changed:\n  " + "\n  ".join(problems))
+
+
+def refusals(runner: Runner, disks: list[str]) -> list[str]:
+    """Why each disk may not be wiped (empty: all may); `plan` shows these too."""
     boot = system_disks(runner)
     problems = []
     for disk in disks:
@@ -105,11 +112,10 @@ def check_disks(runner: Runner, disks: list[str]):
                             f"system booted from)")
             continue
         problems += busy_reasons(runner, real)
-    if problems:
-        if any(" is mounted on " in p for p in problems):
-            problems.append("(unmount first; if an earlier diskinit mounted them: "
-                            "amdr-recover umount --target DIR)")
-        raise RefusedError("refusing to wipe, nothing was changed:\n  " + "\n  ".join(problems))
+    if any(" is mounted on " in p for p in problems):
+        problems.append("(unmount first; if an earlier diskinit mounted them: "
+                        "amdr-recover umount --target DIR)")
+    return problems
 
 
 def disk_size(runner: Runner, disk: str) -> int:

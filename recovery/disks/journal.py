@@ -43,6 +43,7 @@ class Journal:
         self.entries: list[tuple[str, str]] = []
         self.pos = 0
         self.diverged = False
+        self.skipped = 0  # actions this run found done (and still there)
         self.stale = False  # another plan's journal: set aside when applying starts
         self._load()
 
@@ -68,6 +69,17 @@ class Journal:
             self.path.rename(stale)
         self.stale = False
 
+    def restart(self) -> Path | None:
+        """Start over (`--restart`): the journal is set aside, every action runs.
+        Returns where the old journal went (None: there was none)."""
+        self.entries, self.pos, self.diverged, self.stale = [], 0, True, False
+        if not self.path.exists():
+            return None
+        old = self.path.with_name(self.path.name + f".restarted-{int(time.time())}")
+        self.path.rename(old)
+        log.info("%s set aside as %s: starting over", self.path, old)
+        return old
+
     @property
     def completed(self) -> list[str]:
         return [i for i, _ in self.entries]
@@ -81,6 +93,7 @@ class Journal:
                 and self.entries[self.pos] == (action.id, action.fingerprint())
                 and action.still_done(runner)):
             self.pos += 1
+            self.skipped += 1
             log.info("%s: done in an earlier run (journal %s)", action.id, self.path)
             return True
         self.diverged = True

@@ -217,16 +217,18 @@ class _Planner:
             holders, old_parts = inventory(self.present.get(new))
             reason = "; ".join(dict.fromkeys(r for r in (self.reasons.get(g["path"])
                                                          for g in group) if r))
-            self.actions.append(WipeDisk(
+            wipe = WipeDisk(
                 f"wipe-{d['id']}", device=new, disk=d["id"], matched=reason or None,
                 holders=holders, old_partitions=old_parts,
                 disk_fstype=(self.present.get(new) or {}).get("fstype"),
-                also=[g["id"] for g in group if g["id"] != d["id"]]))
+                also=[g["id"] for g in group if g["id"] != d["id"]])
+            self.actions.append(wipe)
             pt = d.get("ptable")
             if pt:
                 table = self.table(f"ptable-{d['id']}", new, d["id"], pt, fit)
                 table.notes = notes + table.notes
                 tables.append(table)
+                wipe.table = table
         self.actions += tables
 
     def unplace(self, group):

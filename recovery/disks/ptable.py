@@ -8,6 +8,8 @@ and extended/logical partitions are written at their original places.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 
 from essentials.errors import AmdrError
@@ -16,9 +18,33 @@ from essentials.runner import Runner
 from . import devnodes
 from .actions import Action, Step
 
+log = logging.getLogger(__name__)
+
 GPT_ENTRIES_BYTES = 128 * 128  # the partition entry array, at both ends
 DOS_MAX_SECTORS = 2 ** 32  # an MBR cannot address beyond this
 EXTENDED_TYPES = {"5", "05", "f", "0f", "85"}
+
+
+def norm_id(table_id: str | None) -> str | None:
+    """A table id as sfdisk and the layout may write it: GPT GUIDs in any case,
+    MBR ids with or without 0x."""
+    if not table_id:
+        return None
+    t = table_id.lower()
+    return t[2:] if t.startswith("0x") else t
+
+
+def read_table(runner: Runner, device: str):
+    """(label, id, [(start, size)...]) of the table on the device now, or None."""
+    res = runner.run(["sfdisk", "--json", device], check=False)
+    if res.returncode != 0 or not res.text.strip():
+        return None
+    try:
+        pt = json.loads(res.text)["partitiontable"]
+    except (ValueError, KeyError):
+        return None
+    return (pt.get("label"), norm_id(pt.get("id")),
+            sorted((int(p["start"]), int(p["size"])) for p in pt.get("partitions") or []))
 
 
 def partition_path(disk: str, number: int) -> str:
@@ -127,6 +153,22 @@ class PartitionTable(Action):
 
     def resume_steps(self):
         return [Step(["partx", "-u", self.device])]
+
+    def still_done(self, runner: Runner) -> bool:
+        """The journal says done: is this table (type, id, every partition's
+        place) still what the disk carries?  A disk wiped or replaced since is
+        partitioned again, not trusted to the journal."""
+        if runner.dry_run:
+            return True
+        now = read_table(runner, self.device)
+        want = (self.label, norm_id(self.label_id),
+                sorted((p.start, p.size) for p in self.partitions))
+        if now is None or (now[0], now[1] if self.label_id else None, now[2]) != \
+                (want[0], want[1], want[2]):
+            log.info("%s: the journal says done, but %s carries %s, not the planned %s: "
+                     "made again", self.id, self.device, now, want)
+            return False
+        return True
 
     def after(self, runner: Runner):
         if runner.dry_run:

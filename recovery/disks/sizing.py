@@ -151,26 +151,32 @@ def fit_disk(disk: dict, new_path: str, new_bytes: int | None, new_ss: int | Non
     # smaller: only the last partition may give up room
     reserve = gpt_backup_sectors(new_ss) if pt["label"] == "gpt" else 0
     need = (end + reserve) * new_ss
-    head = (f"{new_path} is too small for {disk['path']}: the partitions need {need} bytes "
+    head = (f"{new_path} is too small for {disk['path']}: its partitions took {need} bytes "
             f"({human(need)}), {new_path} has {new_bytes} ({human(new_bytes)})")
     others = [p for p in data if p is not last and p["start"] + p["size"] > new_end]
     room = (new_end - last["start"]) * new_ss
+    needed = content.needed()
+    # the real minimum: the partitions before the last as they are, the last
+    # one at the least it can shrink to, the table's own sectors at the end
+    least = needed if needed is not None else last["size"] * new_ss
+    minimum = (last["start"] * new_ss + -(-least // (align * new_ss)) * align * new_ss
+               + (total - uend) * new_ss + ALIGN_BYTES)
+    at_least = f"; {new_path} needs at least {human(minimum)}"
     if others or room <= 0:
         worst = max(others or [last], key=lambda p: p["start"] + p["size"])
         fit.problem = (f"{head}; {worst['path']} ends at "
                        f"{human((worst['start'] + worst['size']) * new_ss)}, past what "
-                       f"{new_path} can hold, and only the last partition can shrink")
+                       f"{new_path} can hold, and only the last partition can shrink"
+                       + at_least)
         return fit
-    needed = content.needed()
     if needed is None:
         fit.problem = (f"{head}; the last partition {last['path']} would have to shrink to "
-                       f"{human(room)}, but {content.why_not()}")
+                       f"{human(room)}, but {content.why_not()}" + at_least)
         return fit
     if needed > room:
-        used = f"it uses {human(content.used)}, " if content.used is not None else ""
         fit.problem = (f"{head}; the last partition {last['path']} ({content.what}) would "
-                       f"have to shrink to {human(room)}: {used}{human(needed)} needed with "
-                       f"the margin")
+                       f"have to shrink to {human(room)}: {shrink_reason(content, needed)}"
+                       + at_least)
         return fit
     _resize(fit, last, container, new_end, new_ss)
     fit.notes.append(f"{last['path']} ({content.what}) shrinks from "
@@ -179,6 +185,18 @@ def fit_disk(disk: dict, new_path: str, new_bytes: int | None, new_ss: int | Non
                      + (f"{human(content.used)} used still fit"
                         if content.used is not None else "swap is remade at that size"))
     return fit
+
+
+MKFS = {"xfs": "mkfs.xfs", "btrfs": "mkfs.btrfs", "vfat": "mkfs.vfat", "swap": "mkswap"}
+
+
+def shrink_reason(content: Content, needed: int) -> str:
+    """Why it can shrink no further: the filesystem's own minimum, or its data."""
+    floor = MIN_SIZE.get(content.fstype or "", 0)
+    if needed == floor and content.fstype in MKFS:
+        return f"{MKFS[content.fstype]} needs at least {human(floor)}"
+    used = f"it uses {human(content.used)}, " if content.used is not None else ""
+    return f"{used}{human(needed)} needed with the margin"
 
 
 def _resize(fit: Fit, last: dict, container: dict | None, new_end: int, ss: int,
@@ -202,12 +220,13 @@ def _fit_whole(disk, new_path, new_bytes, content: Content, fit: Fit) -> Fit:
         return fit
     needed = content.needed()
     head = (f"{new_path} is too small for {disk['path']}: the whole disk held "
-            f"{content.what}, need {old} bytes ({human(old)}), {new_path} has {new_bytes} "
+            f"{content.what}, {old} bytes ({human(old)}), {new_path} has {new_bytes} "
             f"({human(new_bytes)})")
     if needed is None:
         fit.problem = f"{head}; {content.why_not()}"
     elif needed > new_bytes:
-        fit.problem = f"{head}; {human(needed)} needed with the margin"
+        fit.problem = (f"{head}; {shrink_reason(content, needed)}; {new_path} needs at "
+                       f"least {human(needed)}")
     else:
         fit.resized[disk["id"]] = (old, new_bytes)
         fit.notes.append(f"{content.what} on {new_path} shrinks from {human(old)} to "

@@ -10,6 +10,7 @@ lsblk of the new disk) so the person sees it before confirming.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from essentials.errors import AmdrError
@@ -17,6 +18,8 @@ from essentials.runner import Runner
 
 from . import devnodes
 from .actions import Action, Step
+
+log = logging.getLogger(__name__)
 
 RAID_TYPES = ("raid", "linear", "md")
 
@@ -93,6 +96,23 @@ class WipeDisk(Action):
         if self.also:
             d["also"] = self.also
         return d
+
+    table = None  # the PartitionTable the plan lays on this disk next (not a field)
+
+    def still_done(self, runner: Runner) -> bool:
+        """Done, per the journal: only while the disk is blank or carries the
+        very table this plan made on it; anything else there now (a disk
+        swapped, a table made by hand) is wiped again."""
+        if runner.dry_run:
+            return True
+        if self.table is not None and self.table.still_done(runner):
+            return True
+        res = runner.run(["blkid", "-p", "-o", "export", self.device], check=False)
+        blank = res.returncode == 2 and not res.text.strip()
+        if not blank:
+            log.info("%s: the journal says wiped, but %s carries %s now: wiped again",
+                     self.id, self.device, " ".join(res.text.split()) or "something")
+        return blank
 
     def execute(self, runner: Runner):
         if not runner.dry_run:

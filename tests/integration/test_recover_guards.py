@@ -80,8 +80,14 @@ def test_wrong_hostname_typed_changes_nothing(lab, tmp_path):
         child = pexpect.spawn(str(BIN / "amdr-recover"),
                               ["diskinit", "--bundle", str(lab.bundle), "--target",
                                str(tmp_path / "t")], encoding="utf-8", timeout=60)
-        child.expect("WIPED")
+        child.expect("These disks will be WIPED")
         child.expect(r"Type the host name \((\S+)\) to go ahead: ")
+        # the summary stands right above the question, the plan before it
+        before = child.before.strip().splitlines()
+        assert before[0].startswith("and recreated as host"), before
+        assert len(before) == 2, before  # one disk: one line
+        assert before[1].strip().startswith(f"{lab.loop} (") and "MiB" in before[1]
+        assert f"becomes {lab.loop}" in before[1]
         child.sendline("not-" + child.match.group(1))
         child.expect(pexpect.EOF)
         child.close()
@@ -153,3 +159,43 @@ def test_recover_onto_a_new_disk(lab, tmp_path):
                        capture_output=True)
         sh(["partx", "-d", new], check=False)
         sh(["losetup", "-d", new])
+
+
+@pytest.mark.parametrize("what", ["boot disk", "mounted disk", "missing device", "plain file"])
+def test_plan_says_what_diskinit_will_refuse(lab, tmp_path, what):
+    """plan used to print a full wipe plan for these and exit 1 without a word."""
+    plain = tmp_path / "disk.img"
+    plain.write_bytes(b"\0" * 4096)
+    disk = {"boot disk": boot_disk(), "mounted disk": lab.loop,
+            "missing device": "/dev/loop-no-such", "plain file": str(plain)}[what]
+    expect = {"boot disk": "holds the running system", "mounted disk": "is mounted on",
+              "missing device": "does not exist", "plain file": "not a block device"}[what]
+    p = amdr("amdr-recover", "plan", "--bundle", lab.bundle, "--target", tmp_path / "t",
+             "--map", f"{lab.loop}={disk}")
+    out = p.stdout + p.stderr
+    assert p.returncode in (2, 3, 4), out
+    assert expect in out, out
+    if p.returncode == 4:  # planned, and the refusal shown with it
+        assert "DISKINIT WILL REFUSE" in p.stdout and disk in p.stdout
+        j = amdr("amdr-recover", "plan", "--json", "--bundle", lab.bundle, "--target",
+                 tmp_path / "t", "--map", f"{lab.loop}={disk}")
+        import json
+        doc = json.loads(j.stdout)
+        assert j.returncode == 4 and any(expect in r for r in doc["refused"])
+    assert intact(lab)
+
+
+@pytest.mark.parametrize("tool, args", [("amdr-recover", ["doctor"]),
+                                        ("amdr-essentials", ["doctor"]),
+                                        ("amdr-recover", ["plan", "--target", "/tmp/t-pipe"])])
+def test_output_into_a_closed_pipe_ends_quietly(lab, tool, args):
+    """`amdr-recover plan ... | head -3` ended in a BrokenPipeError traceback."""
+    if args[0] == "plan":
+        args = args + ["--bundle", str(lab.bundle)]
+    p = subprocess.Popen([str(BIN / tool), *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    p.stdout.close()  # the reader is gone before the first line is written
+    err = p.stderr.read().decode()
+    rc = p.wait()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert rc in (0, 1), err

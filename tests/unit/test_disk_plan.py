@@ -200,7 +200,7 @@ def test_disk_too_small():
         plan_disks(efi_layout(), {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": 8 * GIB}, "/t")
     msg = str(e.value)
     assert "/dev/vdb is too small for /dev/sda" in msg
-    assert f"need {need} bytes" in msg
+    assert f"its partitions took {need} bytes" in msg
     assert f"/dev/vdb has {8 * GIB}" in msg
 
 
@@ -225,7 +225,7 @@ def test_one_sector_short_refused_when_the_last_partition_cannot_shrink():
     need = (17827840 + 2097152 + 33) * 512
     with pytest.raises(PlanError) as e:
         plan(layout, {"/dev/sda": "/dev/vdb"}, {"/dev/vdb": need - 512})
-    assert (f"/dev/vdb is too small for /dev/sda: the partitions need {need} bytes"
+    assert (f"/dev/vdb is too small for /dev/sda: its partitions took {need} bytes"
             in str(e.value))
     assert ("the last partition /dev/sda3 would have to shrink to 1023.0 MiB, but the layout "
             "does not say how much of it (ext4 on /srv) is used (filesystems[].used)"

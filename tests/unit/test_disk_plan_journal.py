@@ -14,22 +14,51 @@ from recovery.disks.plan import plan_disks
 from .test_disk_plan import ROOT_UUID, SWAP_UUID, efi_layout
 
 
+def table_json(script: str) -> str:
+    """What `sfdisk --json` prints for the table a script made."""
+    head, parts = {}, []
+    for ln in script.splitlines():
+        if " : " in ln:
+            node, _, rest = ln.partition(" : ")
+            f = dict(kv.strip().split("=", 1) for kv in rest.split(",") if "=" in kv)
+            parts.append({"node": node, "start": int(f["start"]), "size": int(f["size"])})
+        elif ": " in ln:
+            k, _, v = ln.partition(": ")
+            head[k] = v
+    pt = {"label": head["label"], "id": head.get("label-id", "0x0"), "partitions": parts}
+    return json.dumps({"partitiontable": pt})
+
+
 class Machine(Runner):
-    """Records what runs; blkid answers with what mkfs last made; can fail on cue."""
+    """Records what runs; blkid answers with what mkfs last made, sfdisk with the
+    table it last wrote; can fail on cue."""
 
     def __init__(self, fail_on=None):
         super().__init__(dry_run=False)
         self.calls: list[str] = []
         self.fail_on = fail_on
         self.uuids: dict[str, str] = {}
+        self.tables: dict[str, str] = {}  # disk -> sfdisk --json of its table
 
     def run(self, argv, **kw):
         line = " ".join(argv)
         if self.fail_on and self.fail_on in line:
             raise CommandError(line, 1, "interrupted", kw.get("what"))
         if argv[0] == "blkid":
-            return Result(argv, 0, self.uuids.get(argv[-1], "").encode())
+            dev = argv[-1]
+            if dev in self.tables and "-s" not in argv:
+                pt = json.loads(self.tables[dev])["partitiontable"]
+                return Result(argv, 0, f"PTTYPE={pt['label']}\n".encode())
+            out = self.uuids.get(dev, "")
+            return Result(argv, 0 if out or "-s" in argv else 2, out.encode())
+        if argv[:2] == ["sfdisk", "--json"]:
+            t = self.tables.get(argv[-1])
+            return Result(argv, 0 if t else 1, (t or "").encode())
         self.calls.append(line)
+        if argv[0] == "sfdisk":
+            self.tables[argv[-1]] = table_json(kw["input"].decode())
+        elif argv[0] == "wipefs":
+            self.tables.pop(argv[-1], None)
         if argv[0] == "mkfs.vfat":  # blkid shows the volume id as 1A2B-3C4D
             vid = argv[argv.index("-i") + 1]
             self.uuids[argv[-1]] = f"{vid[:4]}-{vid[4:]}"
@@ -84,6 +113,7 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path):
     actions, j = make_plan(tmp_path)
     second = Machine()
     second.uuids = dict(first.uuids)  # the disk still holds what the first run made
+    second.tables = dict(first.tables)
     apply_all(actions, second)
     assert second.calls == [
         "partx -u /dev/vdb",  # the skipped table's partitions are made known again
@@ -99,6 +129,7 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path):
     actions, j = make_plan(tmp_path)
     third = Machine()
     third.uuids = dict(second.uuids)
+    third.tables = dict(second.tables)
     apply_all(actions, third)
     assert [c for c in third.calls if not c.startswith(("mkdir", "mount"))] == [
         "partx -u /dev/vdb"]
@@ -114,6 +145,7 @@ def test_a_changed_action_runs_again_and_so_does_everything_after_it(tmp_path):
     actions, j = make_plan(tmp_path, layout)
     again = Machine()
     again.uuids = dict(m.uuids)
+    again.tables = dict(m.tables)
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
     # a plan of other actions is another plan: its journal is set aside, all runs
@@ -140,6 +172,7 @@ def test_journal_entries_must_match_in_order(tmp_path):
         a.journal = j2
     again = Machine()
     again.uuids = dict(m.uuids)
+    again.tables = dict(m.tables)
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
     assert made == ["partx", "mkfs.ext4", "mkswap"]  # from format-fs1 on
@@ -154,6 +187,7 @@ def test_work_no_longer_there_is_made_again(tmp_path):
     actions, j = make_plan(tmp_path)
     again = Machine()
     again.uuids = dict(m.uuids)
+    again.tables = dict(m.tables)
     again.uuids["/dev/vdb2"] = "something-else"  # someone ran mkfs by hand
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls if not c.startswith(("mkdir", "mount"))]
@@ -188,3 +222,48 @@ def test_unreadable_journal_is_set_aside(tmp_path):
     apply_all(actions, Machine())
     assert sorted(p.name.split("-")[0] for p in path.parent.iterdir()) == [
         "diskinit.journal", "diskinit.journal.stale"]
+
+
+def test_a_disk_wiped_since_is_partitioned_again_not_trusted_to_the_journal(tmp_path):
+    """diskinit, then `wipefs -a` of the disk by hand, then diskinit again: the
+    journal says wipe and table done, but the disk is blank."""
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    actions, j = make_plan(tmp_path)
+    again = Machine()
+    again.uuids = {}  # wipefs -a removed every signature
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls]
+    assert made[:4] == ["sfdisk", "partx", "mkfs.vfat", "mkfs.ext4"]  # blank: no wipe needed
+    assert "mkswap" in made
+    assert again.tables["/dev/vdb"] == m.tables["/dev/vdb"]
+
+
+def test_another_table_on_the_disk_now_is_wiped_again(tmp_path):
+    """The disk was swapped (or partitioned by hand) since: the wipe runs again too."""
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    actions, j = make_plan(tmp_path)
+    again = Machine()
+    again.uuids = dict(m.uuids)
+    again.tables = {"/dev/vdb": table_json("label: dos\nlabel-id: 0x1234\n"
+                                           "/dev/vdb1 : start=2048, size=4096, type=83\n")}
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls]
+    assert made[:3] == ["wipefs", "sfdisk", "partx"]
+
+
+def test_restart_sets_the_journal_aside_and_runs_everything(tmp_path):
+    actions, j = make_plan(tmp_path)
+    m = Machine()
+    apply_all(actions, m)
+    actions, j = make_plan(tmp_path)
+    assert j.restart() is not None
+    again = Machine()
+    again.uuids, again.tables = dict(m.uuids), dict(m.tables)
+    apply_all(actions, again)
+    made = [c.split()[0] for c in again.calls]
+    assert made[:3] == ["wipefs", "sfdisk", "partx"]
+    assert [p.name for p in j.path.parent.glob("diskinit.journal.restarted-*")]

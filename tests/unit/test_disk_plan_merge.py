@@ -337,7 +337,7 @@ def test_too_small_for_both_says_what_is_needed_and_what_is_there():
         plan_disks(two_disks_layout(), {"/dev/sda": "/dev/vdc", "/dev/sdb": "/dev/vdc"},
                    {"/dev/vdc": 60 * GIB}, "/t")
     need = (41940992 + 100 * GIB // 512 + 33) * 512
-    assert (f"/dev/vdc is too small for /dev/sda + /dev/sdb: the partitions need {need} bytes "
+    assert (f"/dev/vdc is too small for /dev/sda + /dev/sdb: its partitions took {need} bytes "
             f"(120.0 GiB), /dev/vdc has {60 * GIB} (60.0 GiB); the last partition /dev/sdb "
             f"(xfs on /srv) would have to shrink to 40.0 GiB: it uses 40.0 GiB, 44.0 GiB "
             f"needed with the margin") in str(e.value)

@@ -91,9 +91,10 @@ def test_smaller_disk_with_too_much_used():
     fit = fit_disk(disk, "/dev/vdb", 3 * GIB, 512, contents)
     need = (1050624 + 8388608 + 33) * 512
     assert fit.problem == (
-        f"/dev/vdb is too small for /dev/sda: the partitions need {need} bytes (4.5 GiB), "
+        f"/dev/vdb is too small for /dev/sda: its partitions took {need} bytes (4.5 GiB), "
         f"/dev/vdb has {3 * GIB} (3.0 GiB); the last partition /dev/sda2 (ext4 on /) would "
-        f"have to shrink to 2.5 GiB: it uses 3.0 GiB, 3.3 GiB needed with the margin")
+        f"have to shrink to 2.5 GiB: it uses 3.0 GiB, 3.3 GiB needed with the margin; "
+        f"/dev/vdb needs at least 3.8 GiB")
 
 
 @pytest.mark.parametrize("content,why", [
@@ -110,7 +111,7 @@ def test_smaller_disk_refused_with_the_reason(content, why):
     contents["d0p2"] = content
     fit = fit_disk(disk, "/dev/vdb", 3 * GIB, 512, contents)
     assert fit.problem.endswith(f"; the last partition /dev/sda2 would have to shrink to "
-                                f"2.5 GiB, but {why}")
+                                f"2.5 GiB, but {why}; /dev/vdb needs at least 4.5 GiB")
 
 
 def test_smaller_than_the_partitions_before_the_last():
@@ -118,7 +119,11 @@ def test_smaller_than_the_partitions_before_the_last():
     contents["d0p2"] = Content("swap", None, "swap")
     fit = fit_disk(disk, "/dev/vdb", 400 * MIB, 512, contents)
     assert fit.problem.endswith("; /dev/sda1 ends at 513.0 MiB, past what /dev/vdb can hold, "
-                                "and only the last partition can shrink")
+                                "and only the last partition can shrink; /dev/vdb needs at "
+                                "least 515.0 MiB")
+    # the minimum said is the real one
+    assert fit_disk(disk, "/dev/vdb", 515 * MIB, 512, contents).problem is None
+    assert fit_disk(disk, "/dev/vdb", 514 * MIB, 512, contents).problem is not None
     fit = fit_disk(disk, "/dev/vdb", 600 * MIB, 512, contents)
     assert fit.problem is None and fit.partitions[1]["size"] == (599 - 513) * 2048
 
@@ -128,8 +133,12 @@ def test_xfs_needs_at_least_300_mib():
     contents["d0p2"] = Content("xfs", 10 * MIB, "xfs on /srv")
     assert fit_disk(disk, "/dev/vdb", 900 * MIB, 512, contents).problem is None
     fit = fit_disk(disk, "/dev/vdb", 800 * MIB, 512, contents)
-    assert fit.problem.endswith("shrink to 286.0 MiB: it uses 10.0 MiB, 300.0 MiB needed with "
-                                "the margin")
+    # the filesystem's own minimum is the reason, not the 10 MiB of data
+    assert fit.problem.endswith("shrink to 286.0 MiB: mkfs.xfs needs at least 300.0 MiB; "
+                                "/dev/vdb needs at least 814.0 MiB")
+    # and that minimum is the real one: it fits, a MiB less does not
+    assert fit_disk(disk, "/dev/vdb", 814 * MIB, 512, contents).problem is None
+    assert fit_disk(disk, "/dev/vdb", 813 * MIB, 512, contents).problem is not None
 
 
 def test_4k_sector_disk_converts_positions():

@@ -495,9 +495,9 @@ def test_whole_disk_filesystem_on_a_smaller_disk():
         plan_disks(layout, {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdc"},
                    {"/dev/vdc": 40 * GIB}, "/t")
     assert str(e.value).splitlines()[1] == (
-        f"  /dev/vdc is too small for /dev/sdb: the whole disk held xfs on /srv, need "
-        f"{100 * GIB} bytes (100.0 GiB), /dev/vdc has {40 * GIB} (40.0 GiB); 44.0 GiB needed "
-        f"with the margin")
+        f"  /dev/vdc is too small for /dev/sdb: the whole disk held xfs on /srv, "
+        f"{100 * GIB} bytes (100.0 GiB), /dev/vdc has {40 * GIB} (40.0 GiB); it uses 40.0 GiB, "
+        f"44.0 GiB needed with the margin; /dev/vdc needs at least 44.0 GiB")
 
 
 # -- what cannot be recreated, reported per device, up front ------------------------------------
