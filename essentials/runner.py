@@ -129,7 +129,8 @@ class Runner:
     def __init__(self, dry_run: bool = False, responses: dict | None = None):
         self.dry_run = dry_run
         self.recorded: list[Recorded] = []
-        # dry-run canned stdout keyed by argv[0] or the full display string
+        # dry-run canned stdout keyed by argv[0] or the full display string; a
+        # Result instead gives its exit code and stderr too (a tool that failed)
         self.responses = responses or {}
 
     # -- single commands -------------------------------------------------
@@ -141,6 +142,12 @@ class Runner:
             self.recorded.append(Recorded("run", [Cmd(argv, user, cwd, env)], input))
             log.info("dry-run: %s%s", shown, f" (as {user})" if user else "")
             out = self.responses.get(shown, self.responses.get(argv[0], b""))
+            if isinstance(out, Result):  # a canned failure, as the real tool gives it
+                res = Result(argv, out.returncode, out.stdout, out.stderr)
+                if check and res.returncode != 0:
+                    raise CommandError(shown, res.returncode,
+                                       res.stderr.decode("utf-8", "replace"), what)
+                return res
             return Result(argv, 0, out if isinstance(out, bytes) else out.encode())
         log.info("run: %s%s", shown, f" (as {user})" if user else "")
         start = time.monotonic()

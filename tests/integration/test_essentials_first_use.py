@@ -1,0 +1,118 @@
+"""Issue 11 ("What a new user hit"), the essentials side, against the real tools.
+
+One loop disk (a GPT with an ext4 partition holding a small system's /etc,
+mounted under a temporary root) is shared by the module.  `amdr-essentials`
+runs as a subprocess, as root, or as `nobody` (setpriv) where the report's
+host could not open its block devices.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recovery.disks import devnodes
+from tests.lab.lab import sh
+
+from .helpers import BIN, amdr
+
+pytestmark = pytest.mark.integration
+
+EXT_UUID = "5d0c6a2e-7f41-4b8e-9c3d-2a1b0c9d8e7f"
+AS_NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+
+
+@pytest.fixture(scope="module")
+def disk():
+    base = Path(tempfile.mkdtemp(prefix="amdr-first-use-", dir="/var/tmp"))
+    os.chmod(base, 0o755)  # nobody reads the config and writes its bundle under it
+    img = base / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    loop = sh(["losetup", "-f", "--show", str(img)]).strip()
+    mnt = base / "mnt"
+    try:
+        sh(["sfdisk", "-q", "--no-reread", loop], input="label: gpt\nsize=40MiB\n")
+        sh(["partx", "-a", loop], check=False)
+        sh(["partx", "-u", loop], check=False)
+        assert not devnodes.wait_for([f"{loop}p1"])
+        sh(["mkfs.ext4", "-q", "-F", "-U", EXT_UUID, f"{loop}p1"])
+        mnt.mkdir()
+        sh(["mount", f"{loop}p1", str(mnt)])
+        (mnt / "etc").mkdir()
+        (mnt / "etc" / "fstab").write_text(f"UUID={EXT_UUID} / ext4 errors=remount-ro 0 1\n")
+        yield {"base": base, "loop": loop, "part": f"{loop}p1", "mnt": mnt}
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        subprocess.run(["partx", "-d", loop], capture_output=True)
+        subprocess.run(["losetup", "-d", loop], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def nobody_dir(path: Path) -> Path:
+    path.mkdir()
+    shutil.chown(path, "nobody", "nogroup")
+    return path
+
+
+def as_nobody(*args):
+    return subprocess.run(AS_NOBODY + [str(BIN / "amdr-essentials")] + [str(a) for a in args],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+# -- item 5: a probe that failed is not "nothing there" ------------------------------
+
+def test_collect_as_a_user_who_cannot_open_the_disk_fails_the_layout(disk):
+    """blkid -p exits 2 with "Permission denied": before, layout was ok with no filesystem."""
+    work = nobody_dir(disk["base"] / "nobody-collect")
+    p = as_nobody("collect", "--out", work / "bundle", "--only", "layout",
+                  "--disk", disk["loop"])
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "layout     failed: could not probe" in p.stdout
+    assert f"{disk['loop']}: " in p.stdout and "Permission denied" in p.stdout
+    assert "run amdr-essentials as root on the host itself" in p.stdout
+    assert not (work / "bundle" / "layout.yaml").exists()
+
+
+def test_check_as_that_user_says_it_cannot_read_the_layout(disk):
+    """`check` said "unchanged" on the reporter's host; it cannot know."""
+    base = nobody_dir(disk["base"] / "nobody-check")
+    state = nobody_dir(base / "state")
+    out = disk["base"] / "as-root"
+    p = amdr("amdr-essentials", "collect", "--out", out, "--only", "layout",
+             "--disk", disk["loop"], "--root", disk["mnt"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    shutil.copy(out / "layout.yaml", state / "last-layout.yaml")
+    os.chmod(state / "last-layout.yaml", 0o644)
+    cfg = base / "essentials.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "state_dir": str(state), "gpg": {"recipients": ["x"], "signer": "y"},
+        "collect": {"layout": {"disks": [disk["loop"]], "root": str(disk["mnt"])}}}))
+    os.chmod(cfg, 0o644)
+    assert amdr("amdr-essentials", "check", "-c", cfg).returncode == 0  # root: unchanged
+    p = as_nobody("check", "-c", cfg)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "cannot read the current layout: could not probe" in p.stderr
+    assert "Permission denied" in p.stderr and "unchanged" not in p.stdout
+
+
+# -- item 6: collect --root reads that system's fstab ---------------------------------
+
+def test_collect_root_reads_the_fstab_under_the_root(disk):
+    out = disk["base"] / "with-root"
+    p = amdr("amdr-essentials", "collect", "--out", out, "--only", "layout",
+             "--disk", disk["loop"], "--root", disk["mnt"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    layout = yaml.safe_load((out / "layout.yaml").read_text())
+    assert [(e["spec"], e["file"], e["options"]) for e in layout["fstab"]] == [
+        (f"UUID={EXT_UUID}", "/", "errors=remount-ro")]
+    [fs] = [f for f in layout["filesystems"] if f["uuid"] == EXT_UUID]
+    assert layout["fstab"][0]["filesystem"] == fs["id"] and fs["mountpoint"] == "/"
+    assert (out / "layout" / "raw" / "fstab").read_text() == \
+        (disk["mnt"] / "etc" / "fstab").read_text()
