@@ -116,3 +116,66 @@ def test_collect_root_reads_the_fstab_under_the_root(disk):
     assert layout["fstab"][0]["filesystem"] == fs["id"] and fs["mountpoint"] == "/"
     assert (out / "layout" / "raw" / "fstab").read_text() == \
         (disk["mnt"] / "etc" / "fstab").read_text()
+
+
+# -- item 7: a local delivery to a stick that is not mounted --------------------------
+
+@pytest.fixture(scope="module")
+def keys():
+    from tests.lab.keys import make_keys
+    k = make_keys()
+    yield k
+    k.cleanup()
+
+
+def run_config(base: Path, disk, keys, delivery: dict) -> Path:
+    cfg = base / "essentials.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "host": "firstuse", "state_dir": str(base / "state"), "spool_dir": str(base / "spool"),
+        "log_file": str(base / "essentials.log"),
+        "gpg": {"home": str(keys.host_home), "recipients": [keys.site_fpr],
+                "signer": keys.host_fpr},
+        "collect": {"layout": {"disks": [disk["loop"]], "root": str(disk["mnt"])},
+                    **{n: {"enabled": False} for n in ("etc", "packages", "network", "amanda")}},
+        "deliveries": [delivery]}))
+    return cfg
+
+
+def spooled(base: Path) -> list[str]:
+    return sorted(p.name for p in (base / "spool").glob("firstuse-*.amdr.gpg"))
+
+
+def test_run_to_a_missing_directory_fails_and_keeps_the_bundle(disk, keys):
+    base = disk["base"] / "run-missing"
+    base.mkdir()
+    target = base / "usb" / "amanda-dr"
+    p = amdr("amdr-essentials", "run", "-c",
+             run_config(base, disk, keys, {"type": "local", "name": "usb", "dir": str(target)}))
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "usb: firstuse-" in p.stderr and f": FAILED: usb: {target} does not exist" in p.stderr
+    assert "waiting in the spool, retried next run: firstuse-" in p.stderr
+    assert len(spooled(base)) == 1 and not (base / "usb").exists()
+
+
+def test_run_to_a_removable_stick_waits_until_it_is_mounted(disk, keys):
+    base = disk["base"] / "run-removable"
+    stick = base / "usb"  # the mountpoint: an empty directory on / until the stick is in
+    stick.mkdir(parents=True)
+    assert os.stat(stick).st_dev == os.stat("/").st_dev
+    target = stick / "amanda-dr"
+    cfg = run_config(base, disk, keys, {"type": "local", "name": "usb", "dir": str(target),
+                                        "removable": True, "create": True})
+    p = amdr("amdr-essentials", "run", "-c", cfg)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert f"{target} does not exist and {stick} is on the root filesystem" in p.stderr
+    [waiting] = spooled(base)
+    assert os.listdir(stick) == []
+    sh(["mount", "-t", "tmpfs", "-o", "size=8m", "amdr-stick", str(stick)])
+    try:
+        p = amdr("amdr-essentials", "run", "-c", cfg)
+        assert p.returncode == 0, p.stdout + p.stderr
+        delivered = sorted(os.listdir(target))
+        assert waiting in delivered and len(delivered) == 2
+        assert spooled(base) == []
+    finally:
+        sh(["umount", str(stick)])

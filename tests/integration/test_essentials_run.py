@@ -48,6 +48,8 @@ def passfile(tmp_path):
 
 
 def make_config(tmp: Path, keys, lab, deliveries, **over) -> Path:
+    # the local deliveries' directories are made by the first copy
+    deliveries = [dict(d, create=True) if d.get("type") == "local" else d for d in deliveries]
     cfg = {
         "host": "labhost",
         "state_dir": str(tmp / "state"),
