@@ -161,6 +161,9 @@ class Runner:
             )
         except FileNotFoundError:
             raise CommandError(shown, 127, f"{argv[0]}: command not found", what)
+        except PermissionError:  # there, but not executable: what the shell calls 126
+            raise CommandError(shown, 126, f"{argv[0]}: cannot execute: permission denied",
+                               what)
         except subprocess.TimeoutExpired as e:
             raise CommandError(shown, -1, f"timed out after {timeout}s", what) from e
         dur = time.monotonic() - start
@@ -208,11 +211,12 @@ class Runner:
                     prev_out.close()  # only the child holds the read end now
                 prev_out = p.stdout
                 procs.append(p)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, PermissionError) as e:
             for p in procs:
                 p.kill()
                 p.wait()
-            raise CommandError(shown, 127, str(e), what)
+            raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126,
+                               str(e), what)
 
         io_last = [{} for _ in procs]
         stop = threading.Event()

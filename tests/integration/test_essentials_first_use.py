@@ -179,3 +179,57 @@ def test_run_to_a_removable_stick_waits_until_it_is_mounted(disk, keys):
         assert spooled(base) == []
     finally:
         sh(["umount", str(stick)])
+
+
+# -- item 8: install-cron on a host without cron ---------------------------------------
+
+def without_cron(tmp_path: Path, command: str) -> subprocess.CompletedProcess:
+    """Run `command` in a mount namespace whose /usr/bin has no crontab (a host
+    without the cron package): /usr/bin becomes a directory of links to the
+    real one, crontab left out."""
+    crontab = shutil.which("crontab")
+    assert crontab and os.path.dirname(os.path.realpath(crontab)) == "/usr/bin"
+    real, links = tmp_path / "realbin", tmp_path / "bin-without-cron"
+    real.mkdir()
+    links.mkdir()
+    script = (f"mount --bind /usr/bin {real} && "
+              f"for f in {real}/*; do [ \"${{f##*/}}\" = crontab ] || ln -s \"$f\" {links}/; "
+              f"done && mount --bind {links} /usr/bin && exec {command}")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_install_cron_on_a_host_without_cron_fails(tmp_path):
+    """It wrote /etc/cron.d/... and said so, on a host where nothing reads it."""
+    root = tmp_path / "root"
+    p = without_cron(tmp_path, f"{BIN / 'amdr-essentials'} install-cron --sysroot {root}")
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "crontab (cron): not installed (Debian package cron)" in p.stderr
+    assert "mend it with: apt-get install -y cron" in p.stderr
+    assert not root.exists() and "wrote" not in p.stdout
+    # the same, where cron is installed, works
+    p = amdr("amdr-essentials", "install-cron", "--sysroot", root)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (root / "etc" / "cron.d" / "amanda-dr-essentials").is_file()
+
+
+# -- rough edges: python-gnupg's warning before our message ---------------------------
+
+def test_only_our_message_when_the_recovery_key_is_missing(disk, keys):
+    """"WARNING gnupg: gpg returned a non-zero error code: 2" came first."""
+    base = disk["base"] / "warning-first"
+    base.mkdir()
+    out = base / "out"
+    p = amdr("amdr-essentials", "run", "-c", run_config(
+        base, disk, keys, {"type": "local", "dir": str(out), "create": True}))
+    assert p.returncode == 0, p.stdout + p.stderr
+    [b] = out.glob("firstuse-*.amdr.gpg")
+    # the host's keyring: the site's public key only, not its secret key
+    args = ["plan", "--bundle", b, "--gnupghome", keys.host_home, "--target", base / "t"]
+    p = amdr("amdr-recover", *args)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert p.stderr.startswith(f"amdr-recover: {b}: none of the keys this bundle is "
+                               f"encrypted to is in this keyring"), p.stderr
+    assert "WARNING" not in p.stderr
+    p = amdr("amdr-recover", *args, "-v")  # asked for: then it is there
+    assert "WARNING gnupg: gpg returned a non-zero error code: 2" in p.stderr
