@@ -230,6 +230,25 @@ def test_only_our_message_when_the_recovery_key_is_missing(disk, keys):
     assert p.returncode == 3, p.stdout + p.stderr
     assert p.stderr.startswith(f"amdr-recover: {b}: none of the keys this bundle is "
                                f"encrypted to is in this keyring"), p.stderr
+    assert "give --gnupghome with the site's recovery SECRET key" in p.stderr
     assert "WARNING" not in p.stderr
     p = amdr("amdr-recover", *args, "-v")  # asked for: then it is there
     assert "WARNING gnupg: gpg returned a non-zero error code: 2" in p.stderr
+
+
+# -- rough edges: what the keyring errors suggest -------------------------------------
+
+def test_a_missing_signing_key_points_to_host_key(disk, keys, tmp_path):
+    """It suggested `gpg --quick-gen-key ...`; the tool has host-key for that."""
+    base = disk["base"] / "no-signer"
+    base.mkdir()
+    cfg = run_config(base, disk, keys, {"type": "local", "dir": str(base / "o"), "create": True})
+    text = cfg.read_text().replace(keys.host_fpr, "0123456789ABCDEF0123456789ABCDEF01234567")
+    cfg.write_text(text)
+    p = amdr("amdr-essentials", "run", "-c", cfg)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert (f"gpg.signer: no secret key '0123456789ABCDEF0123456789ABCDEF01234567' in "
+            f"{keys.host_home}; this host needs its own signing key there: run "
+            f"`amdr-essentials host-key --gnupghome {keys.host_home}` and put the fingerprint "
+            f"it prints in gpg.signer") in p.stderr
+    assert "quick-gen-key" not in p.stderr
