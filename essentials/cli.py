@@ -118,7 +118,8 @@ def cmd_check(args) -> int:
         if not args.quiet:
             print(f"layout unchanged since {since}")
         return EXIT_OK
-    print(f"layout changed since {since} ({len(changes)} differences):")
+    n = len(changes)
+    print(f"layout changed since {since} ({n} difference{'s' if n > 1 else ''}):")
     print("\n".join("  " + c for c in changes))
     return EXIT_PARTIAL
 

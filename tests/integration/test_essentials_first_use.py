@@ -252,3 +252,60 @@ def test_a_missing_signing_key_points_to_host_key(disk, keys, tmp_path):
             f"`amdr-essentials host-key --gnupghome {keys.host_home}` and put the fingerprint "
             f"it prints in gpg.signer") in p.stderr
     assert "quick-gen-key" not in p.stderr
+
+
+# -- rough edges: check after a disk came back under another name --------------------
+
+def test_check_names_a_disk_that_came_back_under_another_name(tmp_path):
+    """A hundred lines of field differences for "disk0 is now /dev/loopN"."""
+    base = Path(tempfile.mkdtemp(prefix="amdr-renamed-", dir="/var/tmp"))
+    img, spare = base / "disk.img", base / "spare.img"
+    for f in (img, spare):
+        with open(f, "wb") as fh:
+            fh.truncate(32 << 20)
+    loops = []
+
+    def attach(f):
+        loops.append(sh(["losetup", "-f", "--show", str(f)]).strip())
+        return loops[-1]
+
+    try:
+        first = attach(img)
+        sh(["sfdisk", "-q", "--no-reread", first],
+           input="label: gpt\nlabel-id: 3C2B1A00-1111-4222-8333-444455556666\n"
+                 "size=8MiB\nsize=8MiB\n")
+        sh(["partx", "-a", first], check=False)
+        assert not devnodes.wait_for([f"{first}p1", f"{first}p2"])
+        sh(["mkfs.ext4", "-q", "-F", f"{first}p1"])
+        sh(["mkswap", f"{first}p2"])
+        state = base / "state"
+        state.mkdir()
+        out = base / "before"
+        p = amdr("amdr-essentials", "collect", "--out", out, "--only", "layout",
+                 "--disk", first)
+        assert p.returncode == 0, p.stdout + p.stderr
+        shutil.copy(out / "layout.yaml", state / "last-layout.yaml")
+        # detached and attached again after another disk took its name
+        sh(["partx", "-d", first], check=False)
+        sh(["losetup", "-d", first])
+        loops.remove(first)
+        attach(spare)
+        second = attach(img)
+        assert second != first
+        sh(["partx", "-a", second], check=False)
+        assert not devnodes.wait_for([f"{second}p1", f"{second}p2"])
+        cfg = base / "essentials.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "state_dir": str(state), "gpg": {"recipients": ["x"], "signer": "y"},
+            "collect": {"layout": {"disks": [second]}}}))
+        p = amdr("amdr-essentials", "check", "-c", cfg)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert p.stdout.splitlines()[1:] == [
+            f"  ~ disk0 is now {second} (was {first}, same partition table id "
+            f"3c2b1a00-1111-4222-8333-444455556666)"], p.stdout
+        assert "(1 difference)" in p.stdout
+    finally:
+        for loop in reversed(loops):
+            subprocess.run(["partx", "-d", loop], capture_output=True)
+            subprocess.run(["losetup", "-d", loop], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
