@@ -213,3 +213,16 @@ def test_every_subcommand_says_what_it_does_with_an_example():
                 continue
             assert a.help, f"{name} {a.option_strings}: no help text"
         assert "-v, --verbose" in text, name
+
+
+def test_systemd_timer_on_a_host_not_running_systemd_fails(tmp_path, monkeypatch, capsys):
+    """Units nobody would run, reported as done: refused like cron without cron."""
+    from essentials import schedule, schedule_install
+    monkeypatch.setattr(schedule, "CRON_PATH", str(tmp_path / "cron.d" / "amdr"))
+    monkeypatch.setattr(schedule, "UNIT_DIR", str(tmp_path / "units"))
+    monkeypatch.setattr(schedule_install, "SYSTEMD_RUNNING", tmp_path / "run-systemd-system")
+    assert main("install-cron", "--systemd") == 3
+    err = capsys.readouterr().err
+    assert "systemd is not running on this host" in err and "nothing was changed" in err
+    assert "install-cron without --systemd" in err
+    assert not (tmp_path / "units").exists()
