@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from . import agent, bundle, cliutil, config, doctor, schedule, schedule_install
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, CommandError, ConfigError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, ConfigError
 from .layout import diff as layout_diff
 from .lock import RunLock
 from .runner import Runner
@@ -231,9 +231,9 @@ def cmd_install_cron(args) -> int:
 
 
 def cmd_uninstall_cron(args) -> int:
-    removed = schedule_install.uninstall(schedule_install.Host(args.sysroot))
+    host = schedule_install.Host(args.sysroot)
+    removed = schedule_install.uninstall(host)
     if not removed:
-        host = schedule_install.Host(args.sysroot)
         print(f"nothing to remove: no {host.cron_path} and no amanda-dr units in "
               f"{host.unit_dir}")
     for path in removed:

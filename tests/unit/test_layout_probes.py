@@ -4,7 +4,6 @@ The tool outputs are the ones util-linux 2.38.1 gives on this machine (a loop
 device opened as `nobody`, a device with ext4 and a swap signature, a device
 with no table)."""
 
-import json
 
 import pytest
 import yaml
