@@ -5,9 +5,10 @@
   check           compare the disk layout with the last delivered bundle's;
                   exit 1 when it changed, so `check || run` works from cron
   collect         write a plain (unencrypted) bundle directory, for tests
-  config-example  print a commented configuration
+  config-example  print a commented configuration (--write: into /etc/amanda-dr/)
   host-key        create this host's signing key (once), print its public key
   install-cron    schedule `run` weekly (cron.d, or a systemd timer)
+  uninstall-cron  remove that schedule (both kinds)
   doctor          is every tool this host's collection calls installed, and
                   does it run (exit 1 when a needed one is missing or broken)
 
@@ -38,11 +39,12 @@ import signal
 import socket
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-from . import agent, bundle, cliutil, config, doctor, schedule
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, CommandError
+from . import agent, bundle, cliutil, config, doctor, schedule, schedule_install
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, AmdrError, ConfigError
 from .layout import diff as layout_diff
 from .lock import RunLock
 from .runner import Runner
@@ -116,7 +118,8 @@ def cmd_check(args) -> int:
         if not args.quiet:
             print(f"layout unchanged since {since}")
         return EXIT_OK
-    print(f"layout changed since {since} ({len(changes)} differences):")
+    n = len(changes)
+    print(f"layout changed since {since} ({n} difference{'s' if n > 1 else ''}):")
     print("\n".join("  " + c for c in changes))
     return EXIT_PARTIAL
 
@@ -169,44 +172,72 @@ def cmd_host_key(args) -> int:
 
 
 def cmd_config_example(args) -> int:
-    sys.stdout.write(config.example())
+    if not args.write:
+        sys.stdout.write(config.example())
+        return EXIT_OK
+    path = Path(args.config)
+    if not path.parent.is_dir():
+        # the directory also holds the gpg home and the sftp key: root's alone
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        print(f"created {path.parent} (mode 0700)")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists; nothing was written. Edit it, or move it away "
+                          f"to write a fresh example") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(config.example())
+    print(f"wrote {path} (mode 0600): set gpg.recipients, gpg.signer (amdr-essentials "
+          f"host-key prints it) and deliveries, then try `amdr-essentials run`")
     return EXIT_OK
 
 
 def cmd_install_cron(args) -> int:
+    what = "amdr-essentials install-cron" + (" --systemd" if args.systemd else "")
+    if args.check_daily and args.weekday == "daily":
+        args.parser.error("--check-daily with --weekday daily: the run is daily already; "
+                          "give one of them")
+    host = schedule_install.Host(args.sysroot)
+    if args.systemd:
+        schedule_install.require_systemd(host, what)
+    else:
+        schedule_install.require_cron(what)
     exe = shutil.which("amdr-essentials") or os.path.abspath(sys.argv[0])
-    runner = Runner()
     crontab = ""
-    try:
-        res = runner.run(["crontab", "-l", "-u", "backup"], check=False)
-        crontab = res.text if res.returncode == 0 else ""
-    except CommandError:  # no cron installed: nothing to schedule around
-        pass
+    if not args.systemd or doctor.locate("crontab"):
+        res = host.runner.run(["crontab", "-l", "-u", "backup"], check=False)
+        crontab = res.text if res.returncode == 0 else ""  # 1: backup has no crontab
     if args.time:
-        h, _, m = args.time.partition(":")
-        when, why = schedule.When(args.weekday, int(h), int(m or 0), args.random_delay), \
+        h, m = args.time
+        when, why = schedule.When(args.weekday, h, m, args.random_delay), \
             "time given on the command line"
     else:
         when, why = schedule.before_amdump(crontab, args.weekday,
                                            random_delay=args.random_delay)
     if args.systemd:
-        for name, text in schedule.systemd_units(exe, when).items():
-            dest = Path(args.dest or schedule.UNIT_DIR) / name
-            dest.write_text(text)
-            print(f"wrote {dest}")
-        if Path("/run/systemd/system").is_dir() and not args.dest:
-            runner.run(["systemctl", "daemon-reload"])
-            runner.run(["systemctl", "enable", "--now", f"{schedule.UNIT}.timer"])
-            print(f"enabled {schedule.UNIT}.timer")
-        else:
-            print(f"enable it with: systemctl enable --now {schedule.UNIT}.timer")
+        done = schedule_install.install_systemd(
+            host, schedule.systemd_units(exe, when, args.check_daily))
     else:
-        dest = Path(args.dest or schedule.CRON_PATH)
-        dest.write_text(schedule.cron_file(exe, when, args.check_daily))
-        os.chmod(dest, 0o644)
-        print(f"wrote {dest}")
+        done = schedule_install.install_cron(host, schedule.cron_file(exe, when,
+                                                                     args.check_daily))
+    print("\n".join(done))
     print(f"runs {when.weekday} at {when.hour:02d}:{when.minute:02d} plus up to "
           f"{when.random_delay} s ({why})")
+    if args.check_daily:
+        print(f"and on the other days at {when.hour:02d}:{when.minute:02d}: "
+              f"`check || run` (a new bundle when the layout changed)")
+    return EXIT_OK
+
+
+def cmd_uninstall_cron(args) -> int:
+    host = schedule_install.Host(args.sysroot)
+    removed = schedule_install.uninstall(host)
+    if not removed:
+        print(f"nothing to remove: no {host.cron_path} and no amanda-dr units in "
+              f"{host.unit_dir}")
+    for path in removed:
+        print(f"removed {path}")
     return EXIT_OK
 
 
@@ -214,26 +245,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="amdr-essentials", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name, what, example, func):
+        """A subcommand whose --help starts with what it does and an example."""
+        sp = sub.add_parser(name, help=what, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description=f"{textwrap.fill(what, 79)}\n\nexample:\n  {example}")
+        sp.set_defaults(func=func, parser=sp)
+        return sp
 
     def with_config(sp):
         sp.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
                         help="configuration file (default %(default)s)")
         return sp
 
-    r = with_config(sub.add_parser("run", help="collect, seal and deliver a bundle"))
+    delay = cliutil.checked(schedule.parse_delay, "seconds")
+    r = with_config(command(
+        "run", "Collect, encrypt and sign a bundle, and deliver it (and any bundle an "
+        "earlier run left in the spool).", "amdr-essentials run -v", cmd_run))
     r.add_argument("-q", "--quiet", action="store_true",
                    help="print the report only when something failed (for cron)")
-    r.add_argument("--random-delay", type=int, default=0, metavar="SECONDS",
-                   help="first sleep a random time up to SECONDS")
-    r.set_defaults(func=cmd_run)
+    r.add_argument("--random-delay", type=delay, default=0, metavar="SECONDS",
+                   help="first sleep a random time up to SECONDS (0 to 86400)")
 
-    c = with_config(sub.add_parser("check", help="has the layout changed since the last bundle?"))
+    c = with_config(command(
+        "check", "Compare the disk layout with the last delivered bundle's; exit 1 when "
+        "it changed.", "amdr-essentials check || amdr-essentials run", cmd_check))
     c.add_argument("-q", "--quiet", action="store_true", help="print only differences")
-    c.set_defaults(func=cmd_check)
 
-    c = sub.add_parser("collect", help="write a plain bundle directory (unencrypted)")
+    c = command("collect", "Write a plain (unencrypted) bundle directory, for tests and "
+                "a look at what would be collected.",
+                "amdr-essentials collect --out /tmp/bundle --only layout", cmd_collect)
     c.add_argument("-c", "--config", help="configuration file (default: built-in defaults)")
     c.add_argument("--out", required=True, help="new directory to write the bundle into")
     c.add_argument("--only", action="append", metavar="COLLECTOR",
@@ -242,30 +284,52 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--disk", action="append", metavar="DEV",
                    help="collect only this disk (repeatable; default: every disk)")
     c.add_argument("--root",
-                   help="directory the system's mountpoints are relative to (default /)")
+                   help="directory the system's mountpoints are relative to, and whose "
+                        "etc/fstab is read (default /)")
     c.add_argument("--amanda-config", action="append", metavar="CONF",
                    help="Amanda configuration to collect (repeatable; default: all)")
-    c.set_defaults(func=cmd_collect)
 
-    e = sub.add_parser("config-example", help="print a commented configuration")
-    e.set_defaults(func=cmd_config_example)
+    e = command("config-example", "Print a commented configuration, or write it (--write) "
+                "as the configuration to edit.", "amdr-essentials config-example --write",
+                cmd_config_example)
+    e.add_argument("--write", action="store_true",
+                   help="write it to --config (its directory made mode 0700, the file "
+                        "0600) instead of printing it; an existing file is never replaced")
+    e.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
+                   help="where --write puts it (default %(default)s)")
 
-    k = sub.add_parser("host-key", help="create this host's signing key (once) and print "
-                                        "its public key")
-    k.add_argument("--gnupghome", default="/etc/amanda-dr/gnupg")
+    k = command("host-key", "Create this host's signing key (once) and print its public "
+                "key and fingerprint (for gpg.signer and the recovery keyring).",
+                "amdr-essentials host-key > /tmp/$(hostname).pub", cmd_host_key)
+    k.add_argument("--gnupghome", default="/etc/amanda-dr/gnupg",
+                   help="GnuPG home to keep the key in: the configuration's gpg.home "
+                        "(default %(default)s)")
     k.add_argument("--host", help="host name in the key (default: the short hostname)")
-    k.set_defaults(func=cmd_host_key)
 
-    i = sub.add_parser("install-cron", help="schedule the weekly run")
-    i.add_argument("--systemd", action="store_true", help="write a systemd timer instead")
-    i.add_argument("--weekday", default="sun", choices=schedule.DAYS + ["daily"])
-    i.add_argument("--time", metavar="HH:MM",
-                   help="time of day (default: 3 hours before backup's amdump cron line)")
-    i.add_argument("--random-delay", type=int, default=1800, metavar="SECONDS")
+    sysroot = {"help": argparse.SUPPRESS}  # tests and images: files under another root
+    i = command("install-cron", "Schedule `run` weekly, 3 hours before backup's amdump "
+                "cron line (cron.d, or a systemd timer); replaces the other kind.",
+                "amdr-essentials install-cron --weekday sat --time 21:30 --check-daily",
+                cmd_install_cron)
+    i.add_argument("--systemd", action="store_true",
+                   help="a systemd timer instead of /etc/cron.d (removes the cron file)")
+    i.add_argument("--weekday", default="sun", choices=schedule.DAYS + ["daily"],
+                   help="day of the weekly run, or daily (default %(default)s)")
+    i.add_argument("--time", metavar="HH:MM", type=cliutil.checked(schedule.parse_time, "time"),
+                   help="time of day, 00:00 to 23:59 (default: 3 hours before backup's "
+                        "amdump cron line, else 20:00)")
+    i.add_argument("--random-delay", type=delay, default=1800, metavar="SECONDS",
+                   help="each run starts up to SECONDS later, at random, so a site's hosts "
+                        "do not all deliver at once (0 to 86400; default %(default)s)")
     i.add_argument("--check-daily", action="store_true",
-                   help="also run `check || run` daily, so a layout change is caught early")
-    i.add_argument("--dest", help=argparse.SUPPRESS)  # tests write elsewhere
-    i.set_defaults(func=cmd_install_cron)
+                   help="also run `check || run` on the other days, so a layout change is "
+                        "caught early")
+    i.add_argument("--sysroot", **sysroot)
+
+    u = command("uninstall-cron", "Remove the schedule install-cron made: the cron.d file "
+                "and the systemd timer, whichever are there.",
+                "amdr-essentials uninstall-cron", cmd_uninstall_cron)
+    u.add_argument("--sysroot", **sysroot)
 
     doctor.register(sub, ("essentials",), "amdr-essentials")
     return p

@@ -1,13 +1,60 @@
-"""What both command-line tools do the same way: logging and typed exit codes."""
+"""What both command-line tools do the same way: -v, logging and typed exit codes."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
 import traceback
 
 from .errors import EXIT_FAILED, EXIT_OK, AmdrError
+
+VERBOSE_HELP = "also log what is done (each command run, its exit code) to the terminal"
+
+
+def add_verbose(parser: argparse.ArgumentParser):
+    """-v/--verbose before the subcommand and after it (`amdr-essentials run -v`).
+
+    On the subcommands (and theirs) its default is SUPPRESS: a subcommand's
+    own default would otherwise overwrite the True that `TOOL -v run` set."""
+    if not _has_verbose(parser):
+        parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    for sub in _subcommands(parser):
+        if not _has_verbose(sub):
+            sub.add_argument("-v", "--verbose", action="store_true",
+                             default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
+
+def _has_verbose(parser) -> bool:
+    return any("--verbose" in a.option_strings for a in parser._actions)
+
+
+def _subcommands(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases: once
+                yield sub
+                yield from _subcommands(sub)
+
+
+def checked(parse, metavar: str | None = None):
+    """An argparse type from a parser raising ValueError: its message becomes the
+    usage error (exit 2), not argparse's "invalid parse value"."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = metavar or parse.__name__
+    return convert
+
+
+def quiet_libraries(verbose: bool):
+    """python-gnupg logs "gpg returned a non-zero error code: 2" at WARNING, and
+    0.4 (Debian 12's) "Error sending data" with a traceback at ERROR, before our
+    own message says what went wrong: only ours is shown, unless -v."""
+    logging.getLogger("gnupg").setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 
 def run(prog: str, parser, argv=None) -> int:
@@ -17,9 +64,11 @@ def run(prog: str, parser, argv=None) -> int:
     exit 3: left to Python it would exit 1, which both tools document as
     "partial", and cron would be told a bundle or a restore half-succeeded.
     """
+    add_verbose(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries(args.verbose)
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -108,6 +108,12 @@ LOCAL = {
     "device": Field(str, check=_absolute,
                     doc="removable device to mount at `dir` for the copy and unmount after"),
     "mount_options": Field(str, "rw,nosuid,nodev,noexec"),
+    "create": Field(bool, False,
+                    doc="make `dir` when it is missing (default: a missing dir fails the "
+                        "delivery, e.g. a USB stick that is not mounted)"),
+    "removable": Field(bool, False,
+                       doc="`dir` is on a removable or mounted medium: refuse it when it is "
+                           "on the root filesystem (the medium is not mounted)"),
 }
 
 DELIVERY_TYPES = {t: Section({**DELIVERY_COMMON, **keys})
@@ -399,6 +405,13 @@ deliveries:
     dir: /mnt/usb/amanda-dr                  # a directory, or the mountpoint of:
     device: /dev/disk/by-label/AMDR-USB      # optional: mounted for the copy, unmounted after
     keep: 4
+  - type: local
+    name: usb-stick
+    dir: /media/usb/amanda-dr                # a stick someone else mounts
+    removable: true                          # refused while it is not mounted (it would
+                                             # be a directory on the root filesystem)
+    create: false                            # true: make dir when it is missing; false (the
+                                             # default): a missing dir fails the delivery
 """
 
 

@@ -136,7 +136,8 @@ class Runner:
     def __init__(self, dry_run: bool = False, responses: dict | None = None):
         self.dry_run = dry_run
         self.recorded: list[Recorded] = []
-        # dry-run canned stdout keyed by argv[0] or the full display string
+        # dry-run canned stdout keyed by argv[0] or the full display string; a
+        # Result instead gives its exit code and stderr too (a tool that failed)
         self.responses = responses or {}
 
     # -- single commands -------------------------------------------------
@@ -148,6 +149,12 @@ class Runner:
             self.recorded.append(Recorded("run", [Cmd(argv, user, cwd, env)], input))
             log.info("dry-run: %s%s", shown, f" (as {user})" if user else "")
             out = self.responses.get(shown, self.responses.get(argv[0], b""))
+            if isinstance(out, Result):  # a canned failure, as the real tool gives it
+                res = Result(argv, out.returncode, out.stdout, out.stderr)
+                if check and res.returncode != 0:
+                    raise CommandError(shown, res.returncode,
+                                       res.stderr.decode("utf-8", "replace"), what)
+                return res
             return Result(argv, 0, out if isinstance(out, bytes) else out.encode())
         log.info("run: %s%s", shown, f" (as {user})" if user else "")
         start = time.monotonic()
@@ -161,6 +168,9 @@ class Runner:
             )
         except FileNotFoundError:
             raise CommandError(shown, 127, f"{argv[0]}: command not found", what)
+        except PermissionError:  # there, but not executable: what the shell calls 126
+            raise CommandError(shown, 126, f"{argv[0]}: cannot execute: permission denied",
+                               what)
         except subprocess.TimeoutExpired as e:
             raise CommandError(shown, -1, f"timed out after {timeout}s", what) from e
         dur = time.monotonic() - start
@@ -208,11 +218,12 @@ class Runner:
                     prev_out.close()  # only the child holds the read end now
                 prev_out = p.stdout
                 procs.append(p)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, PermissionError) as e:
             for p in procs:
                 p.kill()
                 p.wait()
-            raise CommandError(shown, 127, str(e), what)
+            raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126,
+                               str(e), what)
 
         io_last = [{} for _ in procs]
         stop = threading.Event()

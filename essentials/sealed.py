@@ -62,23 +62,24 @@ def newest_first(names, host: str | None = None) -> list[str]:
 
 # -- keys -------------------------------------------------------------------
 
-def keyring(home: str | Path) -> gnupg.GPG:
+# what each half's keyring holds: the host seals with the site's public key and
+# its own secret signing key; recovery opens with the site's secret key and
+# verifies with each host's public key (the halves are not interchangeable)
+SEALING_KEYS = ("the site's recovery PUBLIC key (gpg.recipients) and this host's signing key "
+                "(amdr-essentials host-key makes it)")
+OPENING_KEYS = ("the site's recovery SECRET key and the public key of every host whose "
+                "bundles it opens, trusted (or name the signers with --signer FINGERPRINT)")
+
+
+def keyring(home: str | Path, needs: str = SEALING_KEYS) -> gnupg.GPG:
     home = Path(home)
     if not home.is_dir():
-        raise ConfigError(f"gpg home {home} does not exist; create it (mode 700) and import "
-                          f"the recovery public keys and this host's signing key into it")
+        where = ("give --gnupghome with a keyring holding" if needs == OPENING_KEYS
+                 else "create it (mode 700) and import")
+        raise ConfigError(f"gpg home {home} does not exist; {where} {needs}")
     g = gnupg.GPG(gnupghome=str(home))
     g.buffer_size = 1 << 20
-    quiet_gnupg()
     return g
-
-
-def quiet_gnupg():
-    """python-gnupg logs its own view of every failure ("gpg returned a non-zero
-    error code", 0.4's "Error sending data" with a traceback) before ours says
-    what went wrong and what to do: only with -v (INFO) are its lines shown."""
-    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
-    logging.getLogger("gnupg").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 class AmbiguousKey(ConfigError):
@@ -131,8 +132,9 @@ def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], st
             raise ConfigError(f"gpg.recipients: {e}") from None
         if k is None:
             raise ConfigError(
-                f"gpg.recipients: no public key '{r}' in {home}; import it with "
-                f"`gpg --homedir {home} --import KEYFILE`")
+                f"gpg.recipients: no public key '{r}' in {home}; import the site's recovery "
+                f"PUBLIC key with `gpg --homedir {home} --import KEYFILE` (its secret key "
+                f"stays off the hosts)")
         if k.get("trust") in ("e", "r") or "e" not in k.get("cap", "e").lower():
             raise ConfigError(f"gpg.recipients: key '{r}' ({k['fingerprint']}) is expired, "
                               f"revoked or cannot encrypt")
@@ -144,7 +146,8 @@ def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], st
     if s is None:
         raise ConfigError(
             f"gpg.signer: no secret key '{signer}' in {home}; this host needs its own "
-            f"signing key there (gpg --homedir {home} --quick-gen-key ...)")
+            f"signing key there: run `amdr-essentials host-key --gnupghome {home}` and put "
+            f"the fingerprint it prints in gpg.signer")
     return fprs, s["fingerprint"]
 
 
@@ -241,7 +244,8 @@ def _decrypt_error(path: Path, res, has_passphrase: bool) -> str:
         ids = sorted(set(re.findall(r"NO_SECKEY (\w+)", st)))
         return (f"{path}: none of the keys this bundle is encrypted to is in this keyring "
                 f"(needs the secret key of {', '.join(ids)}); give --gnupghome with the "
-                f"site's recovery key")
+                f"site's recovery SECRET key (a keyring with only its public key, such as a "
+                f"host's, cannot decrypt)")
     if "NODATA" in st or "no valid OpenPGP data" in st:
         return f"{path}: not an encrypted amanda-dr bundle (no OpenPGP data); the file is damaged"
     return (f"{path}: cannot decrypt: the file is damaged or was altered "
@@ -257,7 +261,9 @@ def _check_signature(path: Path, res, signers: list[str] | None) -> Signature:
         if "ERRSIG" in st or "NO_PUBKEY" in st:
             raise BundleError(
                 f"{path}: signed by key {res.key_id or '?'}, whose public key is not in "
-                f"this keyring; import the host's public key, or refuse the bundle")
+                f"this keyring; import that host's public key (what amdr-essentials "
+                f"host-key printed) and trust it or name it with --signer, or refuse the "
+                f"bundle")
         raise BundleError(f"{path}: the bundle is not signed; refusing it (it could come "
                           f"from anybody who has the public recovery key)")
     primary = getattr(res, "pubkey_fingerprint", None) or res.fingerprint
@@ -350,7 +356,7 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"{path}: no such bundle file")
-    g = keyring(home)
+    g = keyring(home, OPENING_KEYS)
     into = Path(into) if into else private_dir()
     into.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(into, 0o700)

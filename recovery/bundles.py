@@ -28,8 +28,9 @@ DEFAULT_GNUPGHOME = "/etc/amanda-dr/recovery-gnupg"
 
 def add_key_options(p):
     """The options that open a sealed bundle: the same on every subcommand."""
-    p.add_argument("--gnupghome", help="GnuPG home with the site's recovery key "
-                   "(default: $GNUPGHOME, /etc/amanda-dr/recovery-gnupg, ~/.gnupg)")
+    p.add_argument("--gnupghome", help="GnuPG home with the site's recovery secret key "
+                   "and the hosts' public keys (default: $GNUPGHOME, "
+                   "/etc/amanda-dr/recovery-gnupg, ~/.gnupg)")
     p.add_argument("--passphrase-file", help="file holding the recovery key's "
                    "passphrase (default: asked on the terminal)")
     p.add_argument("--signer", action="append", metavar="FINGERPRINT",

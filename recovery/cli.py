@@ -513,7 +513,6 @@ EXAMPLES = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="amdr-recover", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, bundle=True, restores=True):

@@ -9,6 +9,15 @@ are logged like every other command.
 
 The copy is written to a hidden `.NAME.part`, fsynced and renamed, so the
 medium never holds a truncated file under a bundle's name.
+
+Why a missing directory is refused (unless `create: true`): /mnt/usb
+without the stick in it is an ordinary directory on the root filesystem;
+creating it and copying there filled the root filesystem week after week
+while the report said ok.  `removable: true` goes further and refuses a
+directory that is on the root filesystem, so an unmounted stick is a failed
+delivery whose bundle waits in the spool.  With `device`, `dir` is only the
+mountpoint: it is made when missing, and nothing is copied unless the mount
+succeeded.
 """
 
 from __future__ import annotations
@@ -96,6 +105,65 @@ def _umount(runner, label, device, target, raise_on_failure: bool):
         if raise_on_failure:
             raise DeliveryError(msg) from None
         log.error("%s", msg)
+
+
+# -- the target directory -------------------------------------------------------
+def _source(runner, path: Path) -> str:
+    """The device of the filesystem holding `path`, as findmnt names it (no [subvol])."""
+    res = runner.run(["findmnt", "--json", "--target", str(path), "--output", "SOURCE"],
+                     check=False)
+    if res.returncode != 0 or not res.text.strip():
+        return ""
+    fss = json.loads(res.text).get("filesystems") or [{}]
+    return str(fss[0].get("source") or "").split("[")[0]
+
+
+def _on_root_filesystem(runner, path: Path) -> str | None:
+    """The root filesystem's device when `path` is on it, else None.
+
+    The same st_dev is the same filesystem; a btrfs subvolume has a device
+    number of its own, so the same block device under both counts too."""
+    root_dev = _source(runner, Path("/")) or "/"
+    if os.stat(path).st_dev == os.stat("/").st_dev:
+        return root_dev
+    src = _source(runner, path)
+    return root_dev if src.startswith("/dev/") and src == root_dev else None
+
+
+def _nearest_existing(d: Path) -> Path:
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    return d
+
+
+def _refuse_root(label: str, runner, d: Path, what: str):
+    """A removable delivery's directory must not be on the root filesystem."""
+    root_dev = _on_root_filesystem(runner, d)
+    if root_dev:
+        raise DeliveryError(
+            f"{label}: {what} is on the root filesystem ({root_dev}), but this delivery is "
+            f"`removable: true`: the medium is not mounted there. Plug in and mount it (or "
+            f"set `device` so it is mounted for the copy); nothing was copied, the bundle "
+            f"stays in the spool")
+
+
+def _check_target(label: str, runner, d: Path, create: bool, removable: bool):
+    """The directory to copy into exists (or may be made) and is where it must be."""
+    if d.exists() and not d.is_dir():
+        raise DeliveryError(f"{label}: {d} exists but is not a directory")
+    if not d.exists():
+        if not create:
+            raise DeliveryError(
+                f"{label}: {d} does not exist. If it is on a USB stick or a network "
+                f"filesystem, mount it; else create it (mkdir -m 700 {d}) or set "
+                f"`create: true` for this delivery. Nothing was copied; the bundle stays in "
+                f"the spool")
+        if removable:
+            parent = _nearest_existing(d)
+            _refuse_root(label, runner, parent, f"{d} does not exist and {parent}")
+        _ensure_dir(label, d)
+    if removable:
+        _refuse_root(label, runner, d, str(d))
 
 
 # -- the copy -----------------------------------------------------------------
@@ -187,7 +255,7 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
     device = dest["device"]
     if not device:
         target = Path(dest["dir"])
-        _ensure_dir(label, target)
+        _check_target(label, runner, target, dest["create"], dest["removable"])
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         log.info("%s: copied %s", label, final)
@@ -201,6 +269,8 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
         _mount(runner, label, device, where, dest["mount_options"])
     done = False
     try:
+        if dest["removable"]:
+            _refuse_root(label, runner, target, str(target))
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         try:

@@ -6,7 +6,8 @@ alone, so what the bundle carries is always enough to derive it again.
 
 A missing tool never fails the layout: what it would have told is left out
 and a warning says so, naming the devices that needed it and the Debian
-package to install.
+package to install.  A device that blkid or sfdisk cannot read does fail it
+(probes.py): "could not look" must never read as "nothing there".
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from essentials.errors import CommandError
+from essentials.errors import AmdrError, CommandError
 from essentials.inventory import BY_NAME
 from essentials.runner import Runner
 
-from . import collect_boot, collect_stacks, rawdir
+from . import collect_boot, collect_stacks, probes, rawdir
 from .normalise import normalise
 from .rawdir import RawWriter, safe_name
 
@@ -38,6 +39,10 @@ SYS_EFI = Path("/sys/firmware/efi")
 PROC_CMDLINE = Path("/proc/cmdline")
 PROC_SWAPS = Path("/proc/swaps")
 BY_ID = Path("/dev/disk/by-id")
+
+
+class ProbeFailed(AmdrError):
+    """blkid or sfdisk could not tell what is on a device: the layout would be wrong."""
 
 
 def have_tool(tool: str) -> bool:
@@ -62,6 +67,7 @@ class Gatherer:
         self.luks_header = luks_header
         self.warnings: list[str] = []
         self.blkid: dict[str, dict] = {}
+        self.failures: list[str] = []  # devices blkid or sfdisk could not read
         self.mounts: dict[str, str] = {}
         # read at creation, so tests can point the module's paths elsewhere
         self.sys_efi, self.proc_cmdline, self.by_id = SYS_EFI, PROC_CMDLINE, BY_ID
@@ -133,6 +139,10 @@ class Gatherer:
     def ptable(self, path: str) -> list[str] | None:
         """sfdisk --json and --dump of one device; its partition nodes or None."""
         res = self.runner.run(["sfdisk", "--json", path], check=False)
+        failed = probes.sfdisk_failure(res.returncode, res.text,
+                                       res.stderr.decode("utf-8", "replace"))
+        if failed:
+            self.failures.append(f"{path}: sfdisk --json {failed}")
         if res.returncode != 0 or not res.stdout.strip():
             return None
         self.w.put("sfdisk", f"sfdisk-{safe_name(path)}.json", res.text, path)
@@ -142,9 +152,11 @@ class Gatherer:
 
     def probe(self, path: str):
         res = self.runner.run(["blkid", "-p", "-o", "export", path], check=False)
-        if res.returncode not in (0, 2):  # 2: nothing found on the device
-            self.warn(f"blkid -p {path} failed (exit {res.returncode}): "
-                      f"{res.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+        failed = probes.blkid_failure(res.returncode, res.text,
+                                      res.stderr.decode("utf-8", "replace"),
+                                      os.path.exists(path))
+        if failed:
+            self.failures.append(f"{path}: blkid -p {failed}")
         info = {}
         for line in res.text.splitlines():
             k, sep, v = line.partition("=")
@@ -236,6 +248,8 @@ class Gatherer:
                 self.ptable(n["path"])  # an array with partitions of its own
         for path in dict.fromkeys(devices + [n["path"] for n in nodes]):
             self.probe(path)
+        if self.failures:
+            raise ProbeFailed(probes.failure_message(self.failures))
         self.w.put("blkid", "blkid.yaml", yaml.safe_dump(self.blkid))
         self.mount_table()
         self.filesystems()

@@ -2,12 +2,16 @@
 
 Items of a list are matched by a natural key (UUID, device path, name)
 rather than by position or generated id, so one new partition reads as one
-addition instead of every later item "changing".
+addition instead of every later item "changing".  A disk that only changed
+its name is one line, "disk0 is now /dev/sdb" (renames.py), and the rest is
+compared under the new names.
 """
 
 from __future__ import annotations
 
 import copy
+
+from . import renames as renames_mod
 
 NATURAL_KEYS = ("uuid", "path", "device_path", "name", "id", "number")
 IGNORED = {"root"}  # where the layout was collected from, not what it is
@@ -70,9 +74,12 @@ def settled(layout: dict) -> dict:
 
 
 def diff(old: dict, new: dict) -> list[str]:
-    """Human-readable differences, sorted by path; empty when the layouts agree."""
+    """Human-readable differences: renamed disks first, then the rest sorted by path;
+    empty when the layouts agree."""
+    renamed = renames_mod.find(old, new)
+    old = renames_mod.apply(old, new, renamed)
     a, b = flatten(settled(old)), flatten(settled(new))
-    lines = []
+    lines = [f"~ {r.line()}" for r in renamed]
     for path in sorted(set(a) | set(b)):
         if path not in b:
             lines.append(f"- {path}: {a[path]!r} (gone)")

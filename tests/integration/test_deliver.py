@@ -324,7 +324,7 @@ def mounted(dev, where: Path, opts="ro"):
 
 def test_local_dir_with_keep(tmp_path):
     target = tmp_path / "dr" / "bundles"
-    d = dest(type="local", dir=str(target), keep=2)
+    d = dest(type="local", dir=str(target), keep=2, create=True)
     stamps = ["20261120T010203Z", "20261121T010203Z", "20261122T010203Z"]
     for i, st in enumerate(stamps):
         if i == 1:
@@ -335,6 +335,56 @@ def test_local_dir_with_keep(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == sorted(
         ["README"] + [f"{HOST}-{st}.amdr.gpg" for st in stamps[1:]])
     assert sha(target / b.name) == sha(b)
+
+
+def on_root_filesystem(path: Path) -> Path:
+    """The tests below need their directory on / (as /mnt/usb is on a real host)."""
+    assert os.stat(path).st_dev == os.stat("/").st_dev, f"{path} is not on /"
+    return path
+
+
+def test_local_missing_dir_is_refused_not_created(tmp_path):
+    """Issue 11, item 7: an unmounted stick's /mnt/usb/dr was made on /, and filled it."""
+    target = tmp_path / "usb" / "dr"
+    with pytest.raises(DeliveryError) as e:
+        deliver(dest(type="local", dir=str(target)), bundle(tmp_path), HOST, Runner())
+    assert f"{target} does not exist. If it is on a USB stick or a network filesystem, " \
+           f"mount it; else create it (mkdir -m 700 {target}) or set `create: true`" \
+        in str(e.value)
+    assert "the bundle stays in the spool" in str(e.value)
+    assert not (tmp_path / "usb").exists()
+
+
+def test_local_removable_dir_on_the_root_filesystem_is_refused(tmp_path):
+    target = on_root_filesystem(tmp_path) / "usb"
+    target.mkdir()
+    with pytest.raises(DeliveryError) as e:
+        deliver(dest(type="local", dir=str(target), removable=True), bundle(tmp_path), HOST,
+                Runner())
+    assert f"{target} is on the root filesystem (" in str(e.value)
+    assert "`removable: true`: the medium is not mounted there" in str(e.value)
+    assert os.listdir(target) == []
+    # create: true does not make it on / either
+    missing = tmp_path / "usb" / "amanda-dr"
+    with pytest.raises(DeliveryError, match=f"{missing} does not exist and {target} is on the "
+                                            f"root filesystem"):
+        deliver(dest(type="local", dir=str(missing), removable=True, create=True),
+                bundle(tmp_path), HOST, Runner())
+    assert not missing.exists()
+
+
+def test_local_removable_dir_on_a_mounted_medium_is_used_and_created(tmp_path):
+    media = on_root_filesystem(tmp_path) / "media"
+    media.mkdir()
+    sh(["mount", "-t", "tmpfs", "-o", "size=4m", "amdr-test", media])
+    try:
+        target = media / "amanda-dr"
+        b = bundle(tmp_path)
+        d = dest(type="local", dir=str(target), removable=True, create=True)
+        assert deliver(d, b, HOST, Runner()) == f"local:{target / b.name}"
+        assert sha(target / b.name) == sha(b)
+    finally:
+        sh(["umount", media])
 
 
 def test_local_usb_stick_mounted_for_the_copy(tmp_path):

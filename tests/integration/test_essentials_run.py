@@ -48,6 +48,8 @@ def passfile(tmp_path):
 
 
 def make_config(tmp: Path, keys, lab, deliveries, **over) -> Path:
+    # the local deliveries' directories are made by the first copy
+    deliveries = [dict(d, create=True) if d.get("type") == "local" else d for d in deliveries]
     cfg = {
         "host": "labhost",
         "state_dir": str(tmp / "state"),
@@ -320,16 +322,16 @@ def test_changed_host_key_is_refused_and_nothing_is_uploaded(tmp_path, keys, lab
 
 
 def test_install_cron_and_systemd_timer(tmp_path):
-    p = amdr("amdr-essentials", "install-cron", "--dest", tmp_path / "cron", "--time", "21:15",
+    p = amdr("amdr-essentials", "install-cron", "--sysroot", tmp_path, "--time", "21:15",
              "--weekday", "sat", "--check-daily")
     assert p.returncode == 0, p.stderr
-    text = (tmp_path / "cron").read_text()
+    text = (tmp_path / "etc/cron.d/amanda-dr-essentials").read_text()
     assert "15 21 * * 6 root " in text and " run --quiet --random-delay 1800" in text
     assert " check --quiet || " in text
-    d = tmp_path / "units"
-    d.mkdir()
-    p = amdr("amdr-essentials", "install-cron", "--systemd", "--dest", d)
+    d = tmp_path / "etc/systemd/system"
+    p = amdr("amdr-essentials", "install-cron", "--systemd", "--sysroot", tmp_path)
     assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "etc/cron.d/amanda-dr-essentials").exists()
     timer = (d / "amanda-dr-essentials.timer").read_text()
     assert "RandomizedDelaySec=1800" in timer and "Persistent=true" in timer
     assert "run --quiet" in (d / "amanda-dr-essentials.service").read_text()

@@ -161,7 +161,7 @@ def build(ld: LoopDisks) -> dict:
         "--pbkdf-force-iterations", "1000", "--label", "gpt-crypt", "--uuid", LUKS_UUID,
         "--key-file", str(key), g3])
 
-    etc = ld.base / "etc"
+    etc = mnt / "etc"  # the collected system's: read under its root, not the host's
     etc.mkdir()
     (etc / "fstab").write_text(
         f"# test fstab\nUUID={BTRFS_UUID} / btrfs defaults 0 0\n"

@@ -96,7 +96,8 @@ def main() -> int:
                         "signer": keys.host_fpr},
                 "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
                             "amanda": {"configs": [lab.name]}},
-                "deliveries": [{"type": "local", "dir": str(usb), "keep": 2}],
+                "deliveries": [{"type": "local", "dir": str(usb), "keep": 2,
+                                "create": True}],
             }
             config = lab.base / "essentials.yaml"
             config.write_text(yaml.safe_dump(cfg))

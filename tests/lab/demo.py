@@ -55,7 +55,8 @@ def essentials_config(lab: AmandaLab, keys, usb: Path) -> Path:
                 "signer": keys.host_fpr},
         "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
                     "amanda": {"configs": [lab.name]}},
-        "deliveries": [{"type": "local", "name": "usb", "dir": str(usb)}],
+        "deliveries": [{"type": "local", "name": "usb", "dir": str(usb),
+                        "create": True}],
     }
     path = lab.base / "essentials.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

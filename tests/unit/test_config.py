@@ -294,6 +294,18 @@ def test_local_without_dir():
     assert str(e) == f"{WHERE}: deliveries[0].dir: missing; a local delivery needs it"
 
 
+def test_local_create_and_removable_are_booleans_and_local_only():
+    e = fails(minimal(deliveries=[{"type": "local", "dir": "/mnt/usb", "removable": "yes"}]))
+    assert str(e) == f"{WHERE}: deliveries[0].removable: expected true or false, got 'yes'"
+    e = fails(minimal(deliveries=[{"type": "local", "dir": "/mnt/usb", "create": 1}]))
+    assert str(e) == f"{WHERE}: deliveries[0].create: expected true or false, got 1"
+    e = fails(minimal(deliveries=[{"type": "sftp", "host": "h", "user": "u",
+                                   "removable": True}]))
+    assert "deliveries[0].removable: is a key of local deliveries" in str(e)
+    cfg = validate(minimal(deliveries=[{"type": "local", "dir": "/mnt/usb"}]))
+    assert (cfg["deliveries"][0]["create"], cfg["deliveries"][0]["removable"]) == (False, False)
+
+
 def test_duplicate_default_names():
     e = fails(minimal(deliveries=[{"type": "sftp", "host": "h", "user": "a"},
                                   {"type": "sftp", "host": "h", "user": "b", "port": 2222}]))
@@ -372,9 +384,11 @@ def test_example_parses_and_validates():
     assert cfg["state_dir"] == "/var/lib/amanda-dr"
     assert [d["name"] for d in cfg["deliveries"]] == [
         "sftp:backup-store.example.com", "mail:dr-team@example.com",
-        "local:/dev/disk/by-label/AMDR-USB"]
+        "local:/dev/disk/by-label/AMDR-USB", "usb-stick"]
     assert cfg["deliveries"][0]["dir"] == "bundles"
     assert cfg["deliveries"][2]["keep"] == 4
+    assert (cfg["deliveries"][2]["create"], cfg["deliveries"][2]["removable"]) == (False, False)
+    assert (cfg["deliveries"][3]["create"], cfg["deliveries"][3]["removable"]) == (False, True)
 
 
 def test_example_shows_every_top_level_key():

@@ -190,3 +190,86 @@ def test_an_automounted_esp_mounted_or_not_is_no_change(layout):
         f"~ filesystems[uuid={ROOT_UUID}].mountpoint: '/' -> None",
         "~ fstab[#0].options: 'umask=0077,x-systemd.automount' -> "
         "'umask=0022'"]
+
+
+# -- a disk that came back under another name (issue 11) ---------------------------
+
+def renamed(layout, old="/dev/sda", new="/dev/sdb"):
+    """The same layout with the disk's name changed everywhere it appears."""
+    import yaml
+    return yaml.safe_load(yaml.safe_dump(layout).replace(old, new))
+
+
+PTID = "5E3A8F0C-6B1D-4C2E-9F7A-0B1C2D3E4F5A"
+
+
+def test_a_renamed_disk_is_one_line(layout):
+    layout["fstab"] = [{"spec": "/dev/sda3", "file": "/", "vfstype": "ext4",
+                        "options": "defaults", "freq": 0, "passno": 1, "filesystem": "fs2"}]
+    layout["lvm"] = [{"id": "vg0", "name": "vg0", "physical_volumes": [
+        {"device": "disk0p2", "path": "/dev/sda2"}], "logical_volumes": [
+        {"id": "vg0lv0", "name": "root", "devices": ["/dev/sda2(0)"]}]}]
+    new = renamed(layout)
+    assert len(flatten(layout).keys() - flatten(new).keys()) > 10  # path by path: many
+    assert diff(layout, new) == [
+        f"~ disk0 is now /dev/sdb (was /dev/sda, same partition table id {PTID.lower()})"]
+
+
+def test_a_renamed_disk_with_a_real_change_shows_both(layout):
+    new = renamed(layout)
+    new["filesystems"][2]["label"] = "system"
+    assert diff(layout, new) == [
+        f"~ disk0 is now /dev/sdb (was /dev/sda, same partition table id {PTID.lower()})",
+        f"~ filesystems[uuid={ROOT_UUID}].label: 'root' -> 'system'"]
+
+
+def test_serial_is_stronger_than_the_table_id(layout):
+    layout["disks"][0]["serial"] = "WD-WCC4N1234567"
+    new = renamed(layout, "/dev/sda", "/dev/nvme0n1")
+    assert diff(layout, new) == [
+        "~ disk0 is now /dev/nvme0n1 (was /dev/sda, same serial wd-wcc4n1234567)"]
+
+
+def test_two_disks_that_swapped_names(layout):
+    second = copy.deepcopy(layout["disks"][0])
+    second.update(id="disk1", path="/dev/sdb", serial=None,
+                  ptable={"label": "dos", "id": "0x1a2b3c4d", "partitions": [
+                      dict(part(1, 2048, 4096, None), id="disk1p1", path="/dev/sdb1")]})
+    layout["disks"].append(second)
+    layout["filesystems"].append({"id": "fs3", "device": "disk1p1", "device_path": "/dev/sdb1",
+                                  "type": "xfs", "uuid": "x-uuid", "label": None,
+                                  "mountpoint": "/srv", "params": {}})
+    new = renamed(renamed(renamed(layout, "/dev/sda", "/dev/TMP"), "/dev/sdb", "/dev/sda"),
+                  "/dev/TMP", "/dev/sdb")
+    # lsblk lists in kernel order: ids follow the names
+    new["disks"].reverse()
+    for d, i in zip(new["disks"], (0, 1)):
+        d["id"] = f"disk{i}"
+        for p in d["ptable"]["partitions"]:
+            p["id"] = f"disk{i}p{p['number']}"
+    for f in new["filesystems"]:
+        f["device"] = {"disk0p1": "disk1p1", "disk0p2": "disk1p2", "disk0p3": "disk1p3",
+                       "disk1p1": "disk0p1"}[f["device"]]
+    assert diff(layout, new) == [
+        f"~ disk0 is now /dev/sdb (was /dev/sda, same partition table id {PTID.lower()}; "
+        f"disk1 in the new layout)",
+        "~ disk1 is now /dev/sda (was /dev/sdb, same partition table id 1a2b3c4d; "
+        "disk0 in the new layout)"]
+
+
+def test_a_disk_without_identity_is_still_compared_by_path(layout):
+    layout["disks"][0]["ptable"]["id"] = None
+    lines = diff(layout, renamed(layout))
+    assert "- disks[path=/dev/sda].size: 21474836480 (gone)" in lines
+    assert not any(" is now " in ln for ln in lines)
+
+
+def test_two_disks_with_its_table_id_are_no_rename(layout):
+    """The disk gone, two with its table id (a clone and its original): no guess."""
+    new = copy.deepcopy(layout)
+    new["disks"] = [renamed({"disks": layout["disks"]}, "/dev/sda", dev)["disks"][0]
+                    for dev in ("/dev/sdb", "/dev/sdc")]
+    new["disks"][1]["id"] = "disk1"
+    lines = diff(layout, new)
+    assert not any(" is now " in ln for ln in lines)
+    assert "- disks[path=/dev/sda].size: 21474836480 (gone)" in lines

@@ -31,6 +31,8 @@ NAME = "web1-20261122T010203Z.amdr.gpg"
 
 
 def cfg_for(tmp: Path, deliveries, **over) -> dict:
+    # the local deliveries' directories are made by the first copy
+    deliveries = [dict(d, create=True) if d.get("type") == "local" else d for d in deliveries]
     data = {"host": "web1", "state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool"),
             "log_file": str(tmp / "log" / "essentials.log"),
             "gpg": {"recipients": ["R"], "signer": "S"}, "deliveries": deliveries}

@@ -95,6 +95,20 @@ def test_missing_executable(runner):
     assert "command not found" in str(e.value)
 
 
+def test_executable_without_permission(runner, tmp_path):
+    """A tool that is there but cannot run is a CommandError, not a traceback."""
+    tool = tmp_path / "amdr-not-executable"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o644)
+    with pytest.raises(CommandError) as e:
+        runner.run([str(tool)])
+    assert e.value.returncode == 126
+    assert "cannot execute: permission denied" in str(e.value)
+    with pytest.raises(CommandError) as e:
+        runner.pipeline([Cmd(["echo", "x"]), Cmd([str(tool)])])
+    assert e.value.returncode == 126
+
+
 def test_timeout(runner):
     with pytest.raises(CommandError) as e:
         runner.run(["sleep", "5"], timeout=0.2)
