@@ -10,7 +10,6 @@ name it with the line that mends it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -206,8 +206,8 @@ def test_every_subcommand_says_what_it_does_with_an_example():
             "uninstall-cron", "doctor"} <= set(subs)
     for name, sp in subs.items():
         text = sp.format_help()
-        assert re.search(rf"example:\s+amdr-essentials {name}\b", sp.description or "",
-                         re.I), name
+        assert re.search(rf"example:\s+amdr-essentials {name}\b",
+                         (sp.description or "") + (sp.epilog or ""), re.I), name
         for a in sp._actions:
             if a.help == argparse.SUPPRESS:
                 continue
@@ -226,3 +226,23 @@ def test_systemd_timer_on_a_host_not_running_systemd_fails(tmp_path, monkeypatch
     assert "systemd is not running on this host" in err and "nothing was changed" in err
     assert "install-cron without --systemd" in err
     assert not (tmp_path / "units").exists()
+
+
+def test_every_recovery_subcommand_says_what_it_does_with_an_example():
+    from recovery import cli as rcli
+    p = rcli.build_parser()
+    cliutil.add_verbose(p)
+    subs = _subparsers(p)
+    assert {"plan", "diskinit", "restore", "recover", "mount", "umount", "catalog",
+            "restore-tar", "restore-dump", "rebuild-server", "restore-from-server",
+            "doctor"} <= set(subs)
+    for name, sp in subs.items():
+        assert sp.description, name
+        assert re.search(rf"example:\s+amdr-recover {name}\b", sp.epilog or "", re.I), name
+        for a in sp._actions:
+            if a.help == argparse.SUPPRESS:
+                continue
+            assert a.help, f"{name} {a.option_strings}: no help text"
+    top = p.format_help()
+    for name in ("rebuild-server", "restore-from-server", "doctor"):
+        assert f"\n  {name}" in top, name
