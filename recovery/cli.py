@@ -28,7 +28,8 @@ Exit status:
   3  failed; also: the layout cannot be recreated (or mounted) on the disks
      here, each device and why named before anything is touched
   4  refused by a safety guard (boot disk, mounted device, no confirmation,
-     a filesystem to mount whose UUID is not on the disk mapped for it)
+     a filesystem to mount whose UUID is not on the disk mapped for it);
+     plan: diskinit's guard will refuse this plan
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import yaml
@@ -39,6 +40,26 @@ SYS_EFI = Path("/sys/firmware/efi")
 PROC_CMDLINE = Path("/proc/cmdline")
 PROC_SWAPS = Path("/proc/swaps")
 BY_ID = Path("/dev/disk/by-id")
+
+
+class DiskMissing(AmdrError):
+    """A disk the configuration names is not here (not attached, renamed)."""
+
+
+def missing_disks(disks: list[str]):
+    """Each named disk must be a block device now, else say which, plainly."""
+    problems = []
+    for d in disks:
+        try:
+            if not stat.S_ISBLK(os.stat(d).st_mode):
+                problems.append(f"disk {d} is not a block device")
+        except FileNotFoundError:
+            problems.append(f"disk {d} does not exist")
+        except OSError as e:
+            problems.append(f"disk {d} cannot be read: {e.strerror}")
+    if problems:
+        raise DiskMissing("; ".join(problems) + " (collect.layout.disks or --disk names it: "
+                          "attach it, or name the disks this host has now)")
 
 
 class ProbeFailed(AmdrError):
@@ -119,6 +140,8 @@ class Gatherer:
                 and not d["name"].startswith("zram")]
 
     def disks(self, disks: list[str] | None) -> list[dict]:
+        if disks:
+            missing_disks(disks)
         disks = list(disks) if disks else self.all_disks()
         if disks:
             text = self.runner.output(["lsblk", "--json", "-b", "-o", LSBLK_COLS] + disks)
