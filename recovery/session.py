@@ -16,6 +16,7 @@ from pathlib import Path
 
 from essentials.bundle import Bundle
 from essentials.errors import AmdrError, CatalogError, CommandError, ConfigError
+from essentials.layout import probes
 from essentials.layout.schema import validate
 from essentials.runner import Runner
 
@@ -264,8 +265,18 @@ def check_key_file(path: str) -> str:
 
 
 def probe(runner: Runner, path: str) -> dict:
-    """blkid's low-level probe of a device: TYPE, UUID, PTUUID... ({} for nothing)."""
+    """blkid's low-level probe of a device: TYPE, UUID, PTUUID... ({} for nothing).
+
+    A probe that failed (the device could not be opened, two signatures on it)
+    is an error, not "nothing there": mount would then take the disk for
+    another one, or miss what is on it."""
     res = runner.run(["blkid", "-p", "-o", "export", path], check=False)
+    why = probes.blkid_failure(res.returncode, res.text,
+                               res.stderr.decode("utf-8", "replace"), os.path.exists(path))
+    if why and not runner.dry_run:
+        raise AmdrError(f"cannot tell what is on {path}: blkid -p {why}; nothing was "
+                        f"mounted: look at the device (`wipefs {path}` lists its "
+                        f"signatures) and run mount again")
     out = {}
     for line in res.text.splitlines():
         k, sep, v = line.partition("=")

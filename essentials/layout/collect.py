@@ -140,7 +140,7 @@ class Gatherer:
                 and not d["name"].startswith("zram")]
 
     def disks(self, disks: list[str] | None) -> list[dict]:
-        if disks:
+        if disks and not self.runner.dry_run:  # (a dry run's answers are canned)
             missing_disks(disks)
         disks = list(disks) if disks else self.all_disks()
         if disks:
