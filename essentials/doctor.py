@@ -88,7 +88,7 @@ def _first_error(out: str) -> str:
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     for ln in lines:
         if re.search(r"can't|cannot|error|not found|no such|failed", ln, re.I):
-            return ln[:200]
+            return ln.split(" (@INC contains")[0][:200]  # Perl's search path says nothing
     return lines[0][:200] if lines else ""
 
 

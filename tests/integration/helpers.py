@@ -1,3 +1,4 @@
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -15,3 +16,23 @@ def collect(lab, out):
              "--root", lab.mnt, "--amanda-config", lab.name)
     assert p.returncode == 0, p.stderr
     return out
+
+
+@contextlib.contextmanager
+def blank_disk(image: Path, size: int):
+    """A blank loop disk of `size` bytes for a recovery to land on; detached after,
+    with whatever was left mounted under a target by the test unmounted first."""
+    from tests.lab.lab import sh
+    with open(image, "wb") as f:
+        f.truncate(size)
+    dev = sh(["losetup", "-f", "--show", str(image)]).strip()
+    try:
+        yield dev
+    finally:
+        sh(["partx", "-d", dev], check=False)
+        sh(["losetup", "-d", dev], check=False)
+
+
+def umount_target(target: Path):
+    return subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
+                          capture_output=True, text=True)

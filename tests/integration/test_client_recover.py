@@ -14,9 +14,9 @@ import subprocess
 import pytest
 
 from tests.lab import scenario, tree
-from tests.lab.lab import AmandaLab, sh
+from tests.lab.lab import AmandaLab
 
-from .helpers import BIN, amdr
+from .helpers import amdr, blank_disk, umount_target
 
 pytestmark = pytest.mark.integration
 
@@ -82,25 +82,19 @@ def test_one_recover_restores_the_client(lab, tmp_path, source):
     extra = {"server bundle": ["--catalog-bundle", lab.server],
              "live server": ["--server", lab.name],
              "scan": ["--scan", lab.vtapes]}[source]
-    img = tmp_path / "new.img"
-    with open(img, "wb") as f:
-        f.truncate(os.path.getsize(lab.image))
-    new = sh(["losetup", "-f", "--show", str(img)]).strip()
     target = tmp_path / "target"
-    try:
-        p = amdr("amdr-recover", "recover", "--bundle", lab.client, *extra,
-                 "--target", target, "--map", f"{lab.loop}={new}", "--yes")
-        assert p.returncode == 0, p.stdout + p.stderr
-        expected = lab.runs[-1].manifests
-        got_root = tree.snapshot(str(target), exclude={"lost+found", "srv"})
-        got_data = tree.snapshot(str(target / "srv"), exclude={"lost+found"})
-        assert tree.compare(expected[lab.root_disk], got_root) == []
-        assert tree.compare(expected[lab.data_disk], got_data) == []
-    finally:
-        subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
-                       capture_output=True)
-        sh(["partx", "-d", new], check=False)
-        sh(["losetup", "-d", new])
+    with blank_disk(tmp_path / "new.img", os.path.getsize(lab.image)) as new:
+        try:
+            p = amdr("amdr-recover", "recover", "--bundle", lab.client, *extra,
+                     "--target", target, "--map", f"{lab.loop}={new}", "--yes")
+            assert p.returncode == 0, p.stdout + p.stderr
+            expected = lab.runs[-1].manifests
+            got_root = tree.snapshot(str(target), exclude={"lost+found", "srv"})
+            got_data = tree.snapshot(str(target / "srv"), exclude={"lost+found"})
+            assert tree.compare(expected[lab.root_disk], got_root) == []
+            assert tree.compare(expected[lab.data_disk], got_data) == []
+        finally:
+            umount_target(target)
 
 
 def test_a_catalog_of_another_host_is_not_taken_for_this_one(lab, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.lab.lab import AmandaLab, sh
 
-from .helpers import BIN, amdr, collect
+from .helpers import BIN, amdr, blank_disk, collect, umount_target
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,8 @@ def lab():
 
 @pytest.fixture
 def new_disk(lab, tmp_path):
-    img = tmp_path / "new.img"
-    with open(img, "wb") as f:
-        f.truncate(os.path.getsize(lab.image))
-    dev = sh(["losetup", "-f", "--show", str(img)]).strip()
-    yield dev
-    sh(["partx", "-d", dev], check=False)
-    sh(["losetup", "-d", dev])
+    with blank_disk(tmp_path / "new.img", os.path.getsize(lab.image)) as dev:
+        yield dev
 
 
 def diskinit(lab, dev, target, *extra):
@@ -42,8 +37,7 @@ def diskinit(lab, dev, target, *extra):
 
 
 def umount(target):
-    p = subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
-                       capture_output=True, text=True)
+    p = umount_target(target)
     assert p.returncode == 0, p.stderr
 
 

@@ -224,15 +224,23 @@ def test_unreadable_journal_is_set_aside(tmp_path):
         "diskinit.journal", "diskinit.journal.stale"]
 
 
+def done_then_again(tmp_path, uuids=None, tables=None):
+    """A complete diskinit, then a new process with the same plan on a machine
+    whose disks hold what the first left (or what a test says they hold now)."""
+    actions, _ = make_plan(tmp_path)
+    first = Machine()
+    apply_all(actions, first)
+    actions, j = make_plan(tmp_path)
+    again = Machine()
+    again.uuids = dict(first.uuids) if uuids is None else uuids
+    again.tables = dict(first.tables) if tables is None else tables
+    return first, actions, j, again
+
+
 def test_a_disk_wiped_since_is_partitioned_again_not_trusted_to_the_journal(tmp_path):
     """diskinit, then `wipefs -a` of the disk by hand, then diskinit again: the
     journal says wipe and table done, but the disk is blank."""
-    actions, j = make_plan(tmp_path)
-    m = Machine()
-    apply_all(actions, m)
-    actions, j = make_plan(tmp_path)
-    again = Machine()
-    again.uuids = {}  # wipefs -a removed every signature
+    m, actions, j, again = done_then_again(tmp_path, uuids={}, tables={})
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls]
     assert made[:4] == ["sfdisk", "partx", "mkfs.vfat", "mkfs.ext4"]  # blank: no wipe needed
@@ -242,27 +250,17 @@ def test_a_disk_wiped_since_is_partitioned_again_not_trusted_to_the_journal(tmp_
 
 def test_another_table_on_the_disk_now_is_wiped_again(tmp_path):
     """The disk was swapped (or partitioned by hand) since: the wipe runs again too."""
-    actions, j = make_plan(tmp_path)
-    m = Machine()
-    apply_all(actions, m)
-    actions, j = make_plan(tmp_path)
-    again = Machine()
-    again.uuids = dict(m.uuids)
-    again.tables = {"/dev/vdb": table_json("label: dos\nlabel-id: 0x1234\n"
-                                           "/dev/vdb1 : start=2048, size=4096, type=83\n")}
+    other = table_json("label: dos\nlabel-id: 0x1234\n/dev/vdb1 : start=2048, size=4096, "
+                       "type=83\n")
+    m, actions, j, again = done_then_again(tmp_path, tables={"/dev/vdb": other})
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls]
     assert made[:3] == ["wipefs", "sfdisk", "partx"]
 
 
 def test_restart_sets_the_journal_aside_and_runs_everything(tmp_path):
-    actions, j = make_plan(tmp_path)
-    m = Machine()
-    apply_all(actions, m)
-    actions, j = make_plan(tmp_path)
+    m, actions, j, again = done_then_again(tmp_path)
     assert j.restart() is not None
-    again = Machine()
-    again.uuids, again.tables = dict(m.uuids), dict(m.tables)
     apply_all(actions, again)
     made = [c.split()[0] for c in again.calls]
     assert made[:3] == ["wipefs", "sfdisk", "partx"]
