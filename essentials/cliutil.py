@@ -57,6 +57,17 @@ def quiet_libraries(verbose: bool):
     logging.getLogger("gnupg").setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 
+def _stdout_gone() -> bool:
+    """Is our standard output a pipe whose reader has gone (POLLERR on it)?"""
+    import select
+    try:
+        p = select.poll()
+        p.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in p.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def run(prog: str, parser, argv=None) -> int:
     """Parse, run args.func, and turn an AmdrError into its message and exit code.
 
@@ -71,7 +82,10 @@ def run(prog: str, parser, argv=None) -> int:
     quiet_libraries(args.verbose)
     try:
         return args.func(args)
-    except BrokenPipeError:
+    except BrokenPipeError as e:
+        if not _stdout_gone():  # a pipe to gpg, ssh or a child: a failure like any other
+            print(f"{prog}: failed: {e}", file=sys.stderr)
+            return EXIT_FAILED
         # `amdr-recover plan | head`: the reader has what it wanted; end quietly
         # (stdout to /dev/null, so the interpreter's final flush fails no more)
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -79,7 +79,7 @@ def _run_probe(tool: Tool, path: str, runner: Runner) -> Status:
                                                                        re.M)):
         why = _first_error(out) or f"exit {res.returncode}"
         return Status(tool, path, False, f"does not run: {why}")
-    m = _VERSION.search(out)
+    m = _VERSION.search(out) if tool.versioned else None
     return Status(tool, path, True, m.group(0) if m else "runs")
 
 

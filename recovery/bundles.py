@@ -1,8 +1,10 @@
 """Open what the field engineer points at: a sealed .amdr.gpg or a plain directory.
 
 A sealed bundle is decrypted into a private directory (on tmpfs when there
-is /run) that is removed when the program ends, so the plaintext /etc and
-shadow file do not outlive the recovery run on the live system.
+is /run), root's alone.  Without a recovery (no --target) it is removed when
+the program ends; within one it is kept for the recovery's next commands
+and removed by `umount` (see opened_dir), so the plaintext /etc and shadow
+file do not outlive the recovery on the live system.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import atexit
 import getpass
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -89,8 +92,17 @@ def _marker(d: Path) -> Path:
     return d.with_name(d.name + VERIFIED)
 
 
-def _reuse(d: Path, source: Path, verify: bool) -> Bundle | None:
-    if not (d / "manifest.yaml").is_file() or (verify and not _marker(d).exists()):
+def _trust(home: str | None, signers: list[str] | None) -> str:
+    """What the signature was checked against: a copy verified with --signer X
+    is no verified copy for a run that trusts the keyring's owner trust only."""
+    return json.dumps({"home": os.path.realpath(gnupghome(home)),
+                       "signers": sorted(s.replace(" ", "").upper() for s in signers or [])})
+
+
+def _reuse(d: Path, source: Path, verify: bool, trust: str) -> Bundle | None:
+    if not (d / "manifest.yaml").is_file():
+        return None
+    if verify and (not _marker(d).exists() or _marker(d).read_text() != trust):
         return None
     try:
         b = open_bundle(d, verify=verify)  # the checksums again: cheap, and catches a change
@@ -116,7 +128,7 @@ def open_any(path, *, home: str | None = None, passphrase_file: str | None = Non
                           f"directory)")
     if keep_in is not None:
         into = Path(keep_in) / sha256_file(p)[:32]
-        b = _reuse(into, p, verify)
+        b = _reuse(into, p, verify, _trust(home, signers))
         if b is not None:
             return b
         for d in (Path(keep_in).parent.parent, Path(keep_in).parent, Path(keep_in)):
@@ -128,8 +140,14 @@ def open_any(path, *, home: str | None = None, passphrase_file: str | None = Non
         into = sealed.private_dir()
         atexit.register(shutil.rmtree, into, True)
     b = _unseal_asking(p, home, passphrase_file, signers, verify, interactive, into)
-    if keep_in is not None and verify:
-        _marker(into).touch(mode=0o600)
+    if keep_in is not None:
+        if verify:
+            fd = os.open(_marker(into), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(_trust(home, signers))
+        print(f"note: {p.name} is opened in {into} (root's alone, in memory) for the next "
+              f"steps of this recovery; `amdr-recover umount --target TARGET` removes it",
+              file=sys.stderr)
     return b
 
 
@@ -139,13 +157,16 @@ def _unseal_asking(p: Path, home, passphrase_file, signers, verify, interactive,
     passphrase = read_secret_file(passphrase_file, "passphrase") if passphrase_file else None
     if interactive is None:
         interactive = sys.stdin.isatty()
-    if passphrase is None and home in _typed:
+    cached = passphrase is None and home in _typed
+    if cached:
         passphrase = _typed[home]  # the server's bundle after the client's: asked once
     try:
         b, _ = sealed.unseal(p, home, passphrase, signers, into=into, verify=verify)
         return b
     except BundleError as e:
-        if passphrase is not None or not interactive or "protected by a passphrase" not in str(e):
+        asked_for = "protected by a passphrase" in str(e) or (cached and "wrong passphrase"
+                                                              in str(e))
+        if (passphrase is not None and not cached) or not interactive or not asked_for:
             raise
     for attempt in range(1, ASK_TIMES + 1):
         passphrase = getpass.getpass(f"Passphrase for the recovery key (to open {p.name}): ")

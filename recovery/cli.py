@@ -50,7 +50,6 @@ from .bundles import add_key_options, forget_opened, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
-from .restore.plan import extract_argv
 from .restore.plan import tools as restore_tools
 from .session import Session, default_state_dir
 
@@ -213,15 +212,20 @@ def _only(steps, errors, only):
     return steps, errors
 
 
-def check_restore_tools(steps, lib):
+def check_restore_tools(dles, lib, what="the restore"):
+    """dles: (HOST:DISK, program) pairs; probed before anything is wiped or written."""
     from .restore.devices import TapeDrive
-    doctor.require(restore_tools(steps, isinstance(lib, TapeDrive)), "the restore")
+    doctor.require(restore_tools(dles, isinstance(lib, TapeDrive)), what)
+
+
+def _dles(steps):
+    return [(f"{st.host}:{st.disk}", st.program) for st in steps]
 
 
 def do_restore(s: Session, runner: Runner, only=None):
     lib = s.library()
     steps, errors = _only(*s.restore_plan(lib.available), only)
-    check_restore_tools(steps, lib)
+    check_restore_tools(_dles(steps), lib)
     results = []
     for st in steps:
         print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into {st.directory}")
@@ -269,7 +273,7 @@ def cmd_recover(args) -> int:
     if not steps:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
-    check_restore_tools(steps, lib)  # and diskinit's preflight checks its own
+    check_restore_tools(_dles(steps), lib)  # and diskinit's preflight checks its own
     do_diskinit(s, runner, args.yes, args.restart)
     results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
@@ -416,10 +420,8 @@ def _restore_one(args, program: str) -> int:
     into = Path(os.path.abspath(args.into))
     if not args.dry_run:
         single.guard_into(into, args.force)
-        tape = type(library).__name__ == "TapeDrive"
-        doctor.require({t: [f"{chain.host}:{chain.disk}"]
-                        for t in ["amrestore", "gzip", extract_argv(program, str(into))[0]]
-                        + (["mt"] if tape else [])}, f"restore-{program.lower()}")
+        check_restore_tools([(f"{chain.host}:{chain.disk}", program)], library,
+                            f"restore-{program.lower()}")
     for d in chain.dumps:
         where = ", ".join(f"{p.label} file {p.filenum}" for p in d.parts)
         print(f"{chain.host}:{chain.disk} level {d.level} of {d.date} from {where}")

@@ -10,10 +10,10 @@ costs the rest of the bundle.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from essentials.doctor import locate
 from essentials.errors import AmdrError
 from essentials.inventory import BY_NAME
 from essentials.runner import Runner
@@ -55,11 +55,13 @@ class Context:
 
 def need_tool(tool: str) -> str:
     """The tool's path, or ToolMissing naming the package (from the inventory)."""
-    path = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    path = locate(tool)
     if not path:
         raise ToolMissing(tool, BY_NAME[tool].package)
     return path
 
 
 def have_tool(tool: str) -> bool:
-    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is not None
+    """Found where doctor looks too (PATH, then the sbin and bin directories),
+    so doctor and the collectors never disagree under cron's short PATH."""
+    return locate(tool) is not None

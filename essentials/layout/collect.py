@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import stat
 from pathlib import Path
 
 import yaml
 
 from essentials.errors import AmdrError, CommandError
+from essentials.doctor import locate
 from essentials.inventory import BY_NAME
 from essentials.runner import Runner
 
@@ -67,7 +67,7 @@ class ProbeFailed(AmdrError):
 
 
 def have_tool(tool: str) -> bool:
-    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is not None
+    return locate(tool) is not None  # where doctor looks
 
 
 def _walk(nodes):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import socket
 from dataclasses import dataclass, field
 
 from essentials.bundle import Bundle
@@ -83,31 +83,43 @@ def from_bundle(bundle: Bundle) -> list[ConfigCatalog]:
     return out
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+LOOPBACK = ("localhost", "localhost.localdomain", "127.0.0.1", "::1")
+
+
 def pick_host(hosts: set[str], names: list[str], wanted: str | None,
               sole_ok: bool = True) -> str:
     """The Amanda host name this bundle's machine is backed up as.
 
-    names: what the bundle calls its machine (host name, FQDN).  Joining a
-    client's bundle with the server's catalog, the names may differ by the
-    domain.  sole_ok: a catalog of one host is that host's even when the names
-    differ (the bundle's own catalog: a server backing itself up as
-    localhost); never for a catalog from elsewhere, where it would restore
-    another machine's files."""
+    names: what the bundle calls its machine (the name its amandad saw in the
+    server's requests, host name, FQDN).  An exact name wins; else the one
+    host whose short name is the machine's (joining a client's bundle with a
+    server's catalog, the domains may differ; never for IP addresses).
+    sole_ok: the bundle's own catalog, whose only host is a loopback name
+    (a server backing itself up as localhost).  No DNS is asked: on a live
+    system it may be unreachable, and a CNAME would name another machine."""
     if wanted:
         if wanted not in hosts:
             raise CatalogError(f"no Amanda host '{wanted}' in the catalog (hosts: "
                                f"{', '.join(sorted(hosts)) or 'none'})")
         return wanted
     names = [n for n in names if n]
-    cands = list(names) + [socket.getfqdn(n) for n in names] + [n.split(".")[0] for n in names]
-    for cand in cands:
+    for cand in names:
         if cand in hosts:
             return cand
-    shorts = {n.split(".")[0] for n in names}
-    same = sorted(h for h in hosts if h.split(".")[0] in shorts)
+    shorts = {n.split(".")[0] for n in names if not _is_ip(n)}
+    same = sorted(h for h in hosts if not _is_ip(h) and h.split(".")[0] in shorts)
     if len(same) == 1:
+        log.info("Amanda host %s taken for %s (same short name)", same[0], names[0])
         return same[0]
-    if sole_ok and len(hosts) == 1:
+    if sole_ok and len(hosts) == 1 and next(iter(hosts)) in LOOPBACK:
         return next(iter(hosts))
     raise CatalogError(f"cannot tell which Amanda host is {names[0] if names else '?'}: the "
                        f"catalog has {', '.join(sorted(hosts)) or 'no host'}; give "

@@ -418,6 +418,17 @@ class _Planner:
                 out.append([blkid_uuid(a.uuid), f"the MD array {a.path}"])
         return out
 
+    def link_whole_disks(self):
+        """A wiped disk with no table holds one thing on the whole of it (a
+        filesystem, PV, RAID member, LUKS container): that action's work on
+        the disk is what makes the wipe done on a re-run, as a table is."""
+        for w in self.actions:
+            if not isinstance(w, WipeDisk) or w.table is not None:
+                continue
+            w.whole = next((a for a in self.actions if a is not w and (
+                getattr(a, "path", None) == w.device
+                or w.device in (getattr(a, "members", None) or []))), None)
+
     def plan(self) -> list[Action]:
         disks = needed_disks(self.layout)
         self.problems += checks.problems(self.layout)
@@ -431,6 +442,7 @@ class _Planner:
                          for pv in vg["physical_volumes"]})
         self.formats()
         self.mounts()
+        self.link_whole_disks()
         pre = Preflight("preflight", tools=tools_of(self.actions),
                         passphrase_for=[a.luks for a in self.actions
                                         if isinstance(a, LuksFormat) and not a.key_file],

@@ -43,6 +43,11 @@ def md_layout(level: str, layout: str | None) -> str | None:
     return None
 
 
+def _bare(uuid: str | None) -> str:
+    """A UUID as mdadm (colons), blkid and LVM (dashes) write it, compared bare."""
+    return str(uuid or "").replace(":", "").replace("-", "").lower()
+
+
 def wait_paths(paths: list[str], timeout: float = 15.0) -> list[str]:
     """Paths that did not appear (udev makes LV, MD and mapper nodes)."""
     deadline = time.monotonic() + timeout
@@ -91,6 +96,19 @@ class MdCreate(Action):
         if self.spares:
             argv.append(f"--spare-devices={len(self.spares)}")
         return [Step(argv + self.members + self.spares)]
+
+    def still_done(self, runner: Runner) -> bool:
+        """The journal says made: do the members still carry this array's UUID?"""
+        if runner.dry_run or not self.uuid:
+            return True
+        for m in [m for m in self.members if m != "missing"]:
+            res = runner.run(["mdadm", "--examine", "--export", m], check=False)
+            found = dict(ln.split("=", 1) for ln in res.text.splitlines() if "=" in ln)
+            if _bare(found.get("MD_UUID")) != _bare(self.uuid):
+                log.info("%s: the journal says made, but %s is no member of %s now: made "
+                         "again", self.id, m, self.uuid)
+                return False
+        return True
 
     def resume_steps(self):
         if os.path.exists(self.path):
@@ -225,6 +243,17 @@ class LvmPv(Action):
     uuid: str = ""
     restorefile: str | None = None  # the vgcfgbackup; None: an orphan PV
     type = "lvm_pv"
+
+    def still_done(self, runner: Runner) -> bool:
+        """The journal says made: is the PV label with its UUID still there?"""
+        if runner.dry_run or not self.uuid:
+            return True
+        res = runner.run(["blkid", "-p", "-o", "value", "-s", "UUID", self.path], check=False)
+        if _bare(res.text.strip()) != _bare(self.uuid):
+            log.info("%s: the journal says made, but %s carries no PV %s now: made again",
+                     self.id, self.path, self.uuid)
+            return False
+        return True
 
     def steps(self):
         argv = ["pvcreate", "--yes", "--uuid", self.uuid]

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from essentials.errors import AmdrError
+from essentials.layout import probes
 from essentials.runner import Runner
 
 from . import devnodes
@@ -98,21 +99,31 @@ class WipeDisk(Action):
         return d
 
     table = None  # the PartitionTable the plan lays on this disk next (not a field)
+    whole = None  # else the action made on the whole disk (filesystem, PV, member...)
 
     def still_done(self, runner: Runner) -> bool:
         """Done, per the journal: only while the disk is blank or carries the
-        very table this plan made on it; anything else there now (a disk
-        swapped, a table made by hand) is wiped again."""
+        very table (or whole-disk filesystem, PV, member) this plan made on
+        it; anything else there now (a disk swapped, a table made by hand) is
+        wiped again."""
         if runner.dry_run:
             return True
-        if self.table is not None and self.table.still_done(runner):
+        made = self.table if self.table is not None else self.whole
+        if made is not None and made.still_done(runner):
             return True
         res = runner.run(["blkid", "-p", "-o", "export", self.device], check=False)
-        blank = res.returncode == 2 and not res.text.strip()
-        if not blank:
+        # (the disk exists: the guard checked every wiped disk before any action)
+        why = probes.blkid_failure(res.returncode, res.text,
+                                   res.stderr.decode("utf-8", "replace"), True)
+        if why:
+            log.warning("%s: cannot tell what is on %s (blkid -p %s): wiped again",
+                        self.id, self.device, why)
+            return False
+        if res.returncode == 0:
             log.info("%s: the journal says wiped, but %s carries %s now: wiped again",
-                     self.id, self.device, " ".join(res.text.split()) or "something")
-        return blank
+                     self.id, self.device, " ".join(res.text.split()))
+            return False
+        return True
 
     def execute(self, runner: Runner):
         if not runner.dry_run:

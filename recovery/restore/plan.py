@@ -92,15 +92,15 @@ def extract_argv(program: str, directory: str) -> list[str]:
     return ["restore", "-r", "-y", "-f", "-"]
 
 
-def tools(steps, tape: bool = False) -> dict[str, list[str]]:
+def tools(dles, tape: bool = False) -> dict[str, list[str]]:
     """The tools the restores will run, each with the DLEs that need it (for the
-    check made before anything is wiped): amrestore decompresses through gzip."""
+    check made before anything is wiped): amrestore decompresses through gzip.
+    dles: (HOST:DISK, program) pairs."""
     out: dict[str, list[str]] = {}
-    for st in steps:
-        names = ["mkdir", "amrestore", "gzip", extract_argv(st.program, st.directory)[0]]
+    for dle, program in dles:
+        names = ["mkdir", "amrestore", "gzip", extract_argv(program, "/")[0]]
         for t in names + (["mt"] if tape else []):
             out.setdefault(t, [])
-            dle = f"{st.host}:{st.disk}"
             if dle not in out[t]:
                 out[t].append(dle)
     return out

@@ -63,7 +63,11 @@ class Machine(Runner):
             vid = argv[argv.index("-i") + 1]
             self.uuids[argv[-1]] = f"{vid[:4]}-{vid[4:]}"
         elif argv[0].startswith("mkfs") or argv[0] == "mkswap":
-            self.uuids[argv[-1]] = argv[argv.index("-U") + 1] if "-U" in argv else ""
+            uuid = argv[argv.index("-U") + 1] if "-U" in argv else ""
+            for a in argv:  # mkfs.xfs -m uuid=X
+                if a.startswith("uuid=") or ",uuid=" in a:
+                    uuid = a.split("uuid=", 1)[1].split(",")[0]
+            self.uuids[argv[-1]] = uuid
         return Result(argv, 0)
 
 
@@ -72,8 +76,9 @@ def no_device_nodes(monkeypatch):
     monkeypatch.setattr(ptable.devnodes, "wait_for", lambda paths, timeout=10: [])
 
 
-def make_plan(tmp_path, layout=None, new="/dev/vdb"):
-    actions = plan_disks(layout or efi_layout(), {"/dev/sda": new}, {}, str(tmp_path / "t"))
+def make_plan(tmp_path, layout=None, new="/dev/vdb", mapping=None):
+    actions = plan_disks(layout or efi_layout(), mapping or {"/dev/sda": new}, {},
+                         str(tmp_path / "t"))
     j = attach(actions, tmp_path / "t.amdr" / "diskinit.journal")
     return actions, j
 
@@ -224,13 +229,13 @@ def test_unreadable_journal_is_set_aside(tmp_path):
         "diskinit.journal", "diskinit.journal.stale"]
 
 
-def done_then_again(tmp_path, uuids=None, tables=None):
+def done_then_again(tmp_path, uuids=None, tables=None, **plan):
     """A complete diskinit, then a new process with the same plan on a machine
     whose disks hold what the first left (or what a test says they hold now)."""
-    actions, _ = make_plan(tmp_path)
+    actions, _ = make_plan(tmp_path, **plan)
     first = Machine()
     apply_all(actions, first)
-    actions, j = make_plan(tmp_path)
+    actions, j = make_plan(tmp_path, **plan)
     again = Machine()
     again.uuids = dict(first.uuids) if uuids is None else uuids
     again.tables = dict(first.tables) if tables is None else tables
@@ -265,3 +270,22 @@ def test_restart_sets_the_journal_aside_and_runs_everything(tmp_path):
     made = [c.split()[0] for c in again.calls]
     assert made[:3] == ["wipefs", "sfdisk", "partx"]
     assert [p.name for p in j.path.parent.glob("diskinit.journal.restarted-*")]
+
+
+def test_a_whole_disk_filesystem_is_not_wiped_again(tmp_path):
+    """A disk holding one XFS on the whole of it (no table): a complete run's re-run
+    must find it there and make nothing, not wipe it and everything after it."""
+    from .test_disk_plan_stacks import two_disks_layout
+    mapping = {"/dev/sda": "/dev/vdb", "/dev/sdb": "/dev/vdc"}
+    m, actions, j, again = done_then_again(tmp_path, layout=two_disks_layout(),
+                                           mapping=mapping)
+    assert any(c.startswith("mkfs.xfs") and c.endswith("/dev/vdc") for c in m.calls)
+    apply_all(actions, again)
+    made = [c for c in again.calls if not c.startswith(("mkdir", "mount", "partx"))]
+    assert made == []
+    # and when that XFS is gone, the disk is blank: made again from there
+    m, actions, j, again = done_then_again(tmp_path / "2", layout=two_disks_layout(),
+                                           mapping=mapping)
+    again.uuids.pop("/dev/vdc")
+    apply_all(actions, again)
+    assert [c.split()[0] for c in again.calls if "/dev/vdc" in c][:1] == ["mkfs.xfs"]

@@ -15,7 +15,7 @@ from essentials.inventory import BY_NAME, TOOLS, USES
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [ROOT / "essentials", ROOT / "recovery"]
-RUNNER_CALLS = {"run", "output", "capture", "Cmd", "check_output"}
+RUNNER_CALLS = {"run", "output", "capture", "Cmd", "Step", "check_output"}
 
 
 def argv_heads(paths) -> dict[str, list[str]]:
