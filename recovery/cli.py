@@ -28,8 +28,7 @@ Exit status:
   3  failed; also: the layout cannot be recreated (or mounted) on the disks
      here, each device and why named before anything is touched
   4  refused by a safety guard (boot disk, mounted device, no confirmation,
-     a filesystem to mount whose UUID is not on the disk mapped for it);
-     plan: diskinit's guard will refuse this plan
+     a filesystem to mount whose UUID is not on the disk mapped for it)
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ import os
 import sys
 
 
-from essentials.errors import (EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, AmdrError,
-                               CatalogError, ConfigError, RefusedError)
+from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError, ConfigError,
+                               RefusedError)
 from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
@@ -109,7 +108,8 @@ def cmd_plan(args) -> int:
     amanda_host, steps, errors = _restores(s)
     # what diskinit's guard will refuse, said now, not found out at the wipe
     refused = guard.refusals(Runner(), sorted({a.device for a in actions if a.type == "wipe"}))
-    code = EXIT_REFUSED if refused else EXIT_PARTIAL if errors else EXIT_OK
+    # (shown, not an exit code: plan looks, and looking at a mounted system is fine)
+    code = EXIT_PARTIAL if errors else EXIT_OK
     if args.json:
         doc = {"host": s.bundle.host, "amanda_host": amanda_host, "target": s.target,
                "state_dir": s.workdir,

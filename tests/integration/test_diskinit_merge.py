@@ -424,7 +424,7 @@ def test_disk_too_small_for_both_is_refused_untouched(src, disk, tmp_path):
     first = min(q["start"] for q in b_disk["ptable"]["partitions"])
     offset = -(-a_end // GRAIN) * GRAIN + first % GRAIN - first
     need = (max(end(q) for q in b_disk["ptable"]["partitions"]) + offset + GPT_TAIL) * 512
-    assert f"need {need} bytes" in err, (need, err)
+    assert f"its partitions took {need} bytes" in err, (need, err)
     assert (sha256_file(new), sh(["blkid", "-p", "-o", "export", new], check=False)) == before
     with open(new, "rb") as f:
         assert f.read(512) == MARKER
