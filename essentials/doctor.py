@@ -20,7 +20,10 @@ from .runner import Runner
 
 log = logging.getLogger(__name__)
 
-SEARCH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# after PATH: a user's shell or cron may lack the sbin directories, which the
+# collectors and the probes both add (the one lookup: doctor and the work
+# that follows never disagree)
+SEARCH = ("/usr/sbin", "/sbin")
 PROBE_TIMEOUT = 30
 
 
