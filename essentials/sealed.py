@@ -225,15 +225,8 @@ def forget_passphrase(home, runner: Runner | None = None):
     (runner or Runner()).run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
-class _NoPassphrase:
-    """The status of a decryption gpg gave up on for want of a passphrase."""
-
-    stderr = "[GNUPG:] MISSING_PASSPHRASE"
-    status = "no passphrase"
-
-
-def _decrypt_error(path: Path, res, has_passphrase: bool) -> str:
-    st = (res.stderr or "")
+def _decrypt_error(path: Path, st: str, status: str | None, has_passphrase: bool) -> str:
+    """What a failed decryption means, from gpg's status lines (st)."""
     if "BAD_PASSPHRASE" in st or "Bad passphrase" in st:
         return (f"{path}: wrong passphrase for the recovery key; nothing was decrypted. "
                 f"Check the passphrase (file) and try again")
@@ -249,7 +242,7 @@ def _decrypt_error(path: Path, res, has_passphrase: bool) -> str:
     if "NODATA" in st or "no valid OpenPGP data" in st:
         return f"{path}: not an encrypted amanda-dr bundle (no OpenPGP data); the file is damaged"
     return (f"{path}: cannot decrypt: the file is damaged or was altered "
-            f"({(res.status or 'gpg failed')}); use another copy of the bundle")
+            f"({status or 'gpg failed'}); use another copy of the bundle")
 
 
 def _check_signature(path: Path, res, signers: list[str] | None) -> Signature:
@@ -282,6 +275,11 @@ def _check_signature(path: Path, res, signers: list[str] | None) -> Signature:
     return sig
 
 
+def _rel(name: str) -> str:
+    """A member's path inside the bundle: without empty and "." components."""
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
 def _member_problem(m: tarfile.TarInfo, seen: set) -> str | None:
     """Why a member may not be extracted, or None.
 
@@ -292,9 +290,10 @@ def _member_problem(m: tarfile.TarInfo, seen: set) -> str | None:
         return "has an empty or invalid name"
     if name.startswith("/"):
         return "has an absolute path"
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts:
+    rel = _rel(name)
+    if not rel:
         return "names the bundle's top directory"
+    parts = rel.split("/")
     if ".." in parts:
         return "has a '..' component (it would be written outside the bundle)"
     if m.issym() or m.islnk():
@@ -305,10 +304,9 @@ def _member_problem(m: tarfile.TarInfo, seen: set) -> str | None:
         return "is a named pipe"
     if not (m.isreg() or m.isdir()):
         return "is not a plain file or directory"
-    key = "/".join(parts)
-    if key in seen:
+    if rel in seen:
         return "appears twice (the second copy would replace the first)"
-    seen.add(key)
+    seen.add(rel)
     return None
 
 
@@ -333,7 +331,7 @@ def extract_tar(tar_path: Path, into: Path, where: Path):
                                       f"the bundle (it was not made by amdr-essentials, or "
                                       f"was altered). Nothing was extracted")
             for m in members:
-                rel = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+                rel = _rel(m.name)
                 dest = into / rel
                 if m.isdir():
                     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -374,11 +372,13 @@ def unseal(path, home, passphrase: str | None = None, signers: list[str] | None 
                     # gpg stopped reading the bundle: it could not decrypt the
                     # session key (no passphrase given); python-gnupg 0.5 raises
                     # this where 0.4 returns the status
-                    raise BundleError(_decrypt_error(path, _NoPassphrase, False)) from None
+                    raise BundleError(_decrypt_error(path, "[GNUPG:] MISSING_PASSPHRASE",
+                                                     None, False)) from None
         finally:
             os.umask(old_umask)
         if not res.ok:
-            raise BundleError(_decrypt_error(path, res, passphrase is not None))
+            raise BundleError(_decrypt_error(path, res.stderr or "", res.status,
+                                             passphrase is not None))
         sig = None
         try:
             sig = _check_signature(path, res, signers)

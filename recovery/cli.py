@@ -448,17 +448,23 @@ def cmd_restore_dump(args) -> int:
     return _restore_one(args, "DUMP")
 
 
-def _catalog_options(sp):
-    g = sp.add_argument_group("catalog sources (any combination)")
+def catalog_sources(g, bundle_flag: str):
+    """Where a catalog can be read: the same options for `catalog` and the restores."""
+    g.add_argument(bundle_flag, action="append", metavar="PATH",
+                   help="the Amanda server's bundle: sealed (HOST-...amdr.gpg) or a bundle "
+                        "directory (repeatable; opened with the same keys)")
     g.add_argument("--server", action="append", metavar="CONF",
-                   help="the Amanda configuration CONF of this machine (repeatable)")
-    g.add_argument("--bundle", action="append", metavar="PATH",
-                   help="sealed bundle (HOST-...amdr.gpg) or bundle directory of the Amanda "
-                        "server (repeatable)")
+                   help="the live Amanda server's configuration CONF, on this machine "
+                        "(repeatable)")
     g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
-                   help="report mails, mbox files or directories of them")
+                   help="Amanda's report mails, mbox files or directories of them")
     g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
                    help="read the volumes' headers: vtape directories, slots, tape drives")
+
+
+def _catalog_options(sp):
+    g = sp.add_argument_group("catalog sources (any combination)")
+    catalog_sources(g, "--bundle")
     g.add_argument("--disklist", metavar="FILE",
                    help="a disklist, for the real disk names in reports")
     add_key_options(g)
@@ -537,17 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(YYYYMMDD or YYYYMMDDhhmmss; default: the newest)")
                 g = sp.add_argument_group(
                     "where the catalog is (a client's bundle has none: the server has it)")
-                g.add_argument("--catalog-bundle", action="append", metavar="PATH",
-                               help="the Amanda server's bundle (sealed or a directory; "
-                                    "repeatable); opened with the same keys")
-                g.add_argument("--server", action="append", metavar="CONF",
-                               help="the live Amanda server's configuration CONF, on this "
-                                    "machine (repeatable)")
-                g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
-                               help="Amanda's report mails, mbox files or directories")
-                g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
-                               help="read the volumes' headers: vtape directories, slots, "
-                                    "tape drives")
+                catalog_sources(g, "--catalog-bundle")
         sp.add_argument("--target", required=True,
                         help="the directory the system is (to be) mounted under")
         sp.add_argument("--state-dir", metavar="DIR",

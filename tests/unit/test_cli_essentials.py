@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from essentials import cli, cliutil, config, doctor
+from essentials import cli, cliutil, config
 from recovery import cli as recovery_cli
 
 CRON = "etc/cron.d/amanda-dr-essentials"
@@ -126,14 +126,9 @@ def test_uninstall_removes_both_kinds_and_says_what(tmp_path, capsys):
 
 
 @pytest.fixture
-def no_cron(monkeypatch, tmp_path):
+def no_cron(only_path):
     """A host without the cron package: no crontab anywhere tools are looked for."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    monkeypatch.setattr(doctor, "SEARCH", ())
-    monkeypatch.setattr(doctor, "_cache", {})
-    monkeypatch.setenv("PATH", str(bindir))
-    return tmp_path / "root"
+    return only_path.parent / "root"
 
 
 def test_install_cron_without_cron_fails_and_writes_nothing(no_cron, capsys):

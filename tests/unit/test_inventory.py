@@ -128,17 +128,6 @@ def test_main_prints_a_profile(capsys):
 
 # -- the probes --------------------------------------------------------------------
 
-@pytest.fixture
-def only_path(monkeypatch, tmp_path):
-    """Tools are looked up in one directory only (the standard ones hidden)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    monkeypatch.setattr(doctor, "SEARCH", ())
-    monkeypatch.setattr(doctor, "_cache", {})
-    monkeypatch.setenv("PATH", str(bindir))
-    return bindir
-
-
 def script(path: Path, text: str):
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
