@@ -4,7 +4,9 @@ Subcommands:
   plan      show the disk and restore plans (--json for programs); change nothing
   diskinit  recreate partitions and filesystems, mount them under --target
   restore   restore every DLE into the mounted --target
-  recover   diskinit, then restore, then a summary per DLE
+  recover   diskinit, then restore, then finalize, then a summary per DLE
+  finalize  make the restored system under --target boot here: device references,
+            mdadm.conf, NIC names, initramfs, GRUB (BIOS or UEFI) and its entry
   mount     assemble, open, activate and mount an existing (recreated or restored)
             system under --target, for repair; nothing is wiped or formatted
   umount    unmount everything under --target, then deactivate what mount or
@@ -50,6 +52,8 @@ from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
 from .restore.plan import tools as restore_tools
+from .finalize import run as finalize_run
+from .finalize.actions import FinalizeError
 from .session import Session, default_state_dir
 
 log = logging.getLogger(__name__)
@@ -110,6 +114,8 @@ def cmd_plan(args) -> int:
     refused = guard.refusals(Runner(), sorted({a.device for a in actions if a.type == "wipe"}))
     # (shown, not an exit code: plan looks, and looking at a mounted system is fine)
     code = EXIT_PARTIAL if errors else EXIT_OK
+    # finalize as the bundle's /etc says it will go (the restored files decide in the end)
+    fin = s.finalize_plan(Runner(), from_bundle=True, nic_pins=_nics(args.nic))
     if args.json:
         doc = {"host": s.bundle.host, "amanda_host": amanda_host, "target": s.target,
                "state_dir": s.workdir,
@@ -117,7 +123,8 @@ def cmd_plan(args) -> int:
                "disks": show.doc(actions),
                "restores": [dict(st.to_dict(), commands=cmds) for st, cmds in steps],
                "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors],
-               "refused": refused}
+               "refused": refused,
+               "finalize": fin.to_dict()}
         print(json.dumps(doc, indent=1, default=str))
         return code
     print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
@@ -132,6 +139,15 @@ def cmd_plan(args) -> int:
         print("\n".join(f"    $ {c}" for c in cmds))
     for h, d, msg in errors:
         print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
+    print("Finalize plan (after the restore; from the bundle's /etc):")
+    print("\n".join(show.text(fin.actions)))
+    for f in fin.findings:
+        if f.status == "rewrite":
+            print(f"  rewrite {f.describe()}")
+    print("\n".join(f"  note: {n}" for n in fin.notes))
+    if fin.problems:
+        print("FINALIZE WILL REFUSE (the restored system could not boot):")
+        print("\n".join(f"  {p}" for p in fin.problems))
     if refused:
         print("DISKINIT WILL REFUSE this plan (nothing would be changed):")
         print("\n".join(f"  {r}" for r in refused))
@@ -255,9 +271,61 @@ def write_report(path, results, errors):
 def cmd_restore(args) -> int:
     s = _session(args)
     results, errors = do_restore(s, Runner(), args.dle)
+    finalize_run.reset(s.workdir)  # the files it changed are restored anew
     print_results(results, errors)
     write_report(args.report, results, errors)
     return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _nics(values) -> dict:
+    out = {}
+    for v in values or []:
+        old, sep, new = v.partition("=")
+        if not sep or not old or not new:
+            raise ConfigError(f"--nic {v}: expected ORIGINAL=NIC, the original interface's "
+                              f"name and a NIC here by name or MAC, e.g. --nic ens3=enp1s0")
+        out[old] = new
+    return out
+
+
+def do_finalize(s: Session, runner: Runner, restart: bool = False, nic_pins=None) -> dict:
+    if not os.path.ismount(s.target):
+        raise FinalizeError(f"nothing is mounted at {s.target}: finalize works on a restored "
+                            f"system mounted there (run recover, or `amdr-recover mount` "
+                            f"first)")
+    fp = s.finalize_plan(runner, nic_pins=nic_pins)
+    if fp.problems:
+        raise FinalizeError("finalize refused, nothing was changed or installed:\n  "
+                            + "\n  ".join(fp.problems))
+    check_finalize_tools(fp)
+    print("finalize:")
+    report = finalize_run.apply(fp, runner, s.workdir, restart, host=s.bundle.host)
+    if report["changes"]:
+        print("finalize changed:")
+        print("\n".join(f"  {c}" for c in report["changes"]))
+    else:
+        print(f"finalize changed nothing: every step was done in an earlier run (journal "
+              f"{s.workdir}/finalize.journal) and every device reference resolves")
+    for n in report["notes"]:
+        print(f"note: {n}")
+    for path in report.get("saved") or []:
+        print(f"report: {path}")
+    return report
+
+
+def check_finalize_tools(fp):
+    needs = ["finalize"]
+    if any(a.type == "efi-entry" for a in fp.actions):
+        needs.append("finalize.efi")
+    if any(a.type == "capabilities" for a in fp.actions):
+        needs.append("finalize.caps")
+    doctor.require(needs, "finalize")
+
+
+def cmd_finalize(args) -> int:
+    s = _session(args)
+    do_finalize(s, Runner(), args.restart, _nics(args.nic))
+    return EXIT_OK
 
 
 def cmd_recover(args) -> int:
@@ -274,10 +342,24 @@ def cmd_recover(args) -> int:
         msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     check_restore_tools(_dles(steps), lib)  # and diskinit's preflight checks its own
+    if not args.no_finalize:
+        s.disk_plan(runner)  # the mapping finalize plans with (and diskinit's refusals)
+        fin = s.finalize_plan(runner, from_bundle=True, nic_pins=_nics(args.nic))
+        if fin.problems:
+            raise FinalizeError("the restored system could not be made to boot, so no disk "
+                                "was touched:\n  " + "\n  ".join(fin.problems)
+                                + "\n  (--no-finalize restores the files anyway)")
     do_diskinit(s, runner, args.yes, args.restart)
     results, errors = do_restore(s, runner, args.dle)
     print_results(results, errors)
     write_report(args.report, results, errors)
+    if args.no_finalize:
+        print("finalize not run (--no-finalize): `amdr-recover finalize` makes it bootable")
+    elif errors:
+        print("finalize not run: a DLE was not restored; restore it, then run "
+              "`amdr-recover finalize`")
+    else:
+        do_finalize(s, runner, restart=True, nic_pins=_nics(args.nic))
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -501,6 +583,13 @@ EXAMPLES = {
                 "volumes.",
                 "amdr-recover recover --bundle web1-....amdr.gpg --catalog-bundle "
                 "backup1-....amdr.gpg --target /mnt/target --vtapes /srv/vtapes"),
+    "finalize": ("Make the restored system under --target boot on these disks and this "
+                 "hardware: empty its /proc, /sys, /dev, /run; check every device reference "
+                 "(fstab, crypttab, resume, kernel command line) and rewrite the renamed "
+                 "ones; mdadm.conf; the new NICs get the old names; initramfs; GRUB for the "
+                 "original's firmware and its EFI entry; file capabilities. `recover` runs "
+                 "it; run it alone for a second try (it continues from its journal).",
+                 "amdr-recover finalize --bundle web1-....amdr.gpg --target /mnt/target"),
     "mount": ("Find the disks of an existing (recreated or restored) system again, "
               "assemble, open, activate and mount them under --target; nothing is wiped.",
               "amdr-recover mount --bundle web1-....amdr.gpg --target /mnt/target"),
@@ -517,6 +606,12 @@ EXAMPLES = {
                      "amdr-recover restore-dump --host web1 --disk /dev/sda2 --into /mnt/data "
                      "--device file:/srv/vtapes/slot3 --label DAILY-03 --filenum 2"),
 }
+
+
+def _nic_option(sp):
+    sp.add_argument("--nic", action="append", metavar="ORIG=NIC",
+                    help="the original interface ORIG is this NIC here (name or MAC); "
+                         "default: matched by driver, then in order (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -570,11 +665,25 @@ def build_parser() -> argparse.ArgumentParser:
                             help="start over: set the journal of earlier runs aside and "
                                  "recreate every disk (a re-run otherwise continues, "
                                  "skipping what is done and still on the disks)")
+        if name in ("plan", "recover"):
+            _nic_option(sp)
+        if name == "recover":
+            sp.add_argument("--no-finalize", action="store_true",
+                            help="restore the files only; do not make the system bootable")
         if name == "plan":
             sp.add_argument("--json", action="store_true",
                             help='print {"mapping", "disks", "restores", "errors"} for '
                                  "programs")
         sp.set_defaults(func=fn)
+    sp = sub.add_parser("finalize", help="make the restored system under --target bootable "
+                        "here", description=EXAMPLES["finalize"][0],
+                        epilog=f"example: {EXAMPLES['finalize'][1]}")
+    common(sp, restores=False)
+    _nic_option(sp)
+    sp.add_argument("--restart", action="store_true",
+                    help="run every step again (a re-run otherwise skips what its journal "
+                         "says is done)")
+    sp.set_defaults(func=cmd_finalize)
     sp = sub.add_parser("mount", help="activate and mount an existing system under --target "
                         "(no wiping, no formatting)", description=EXAMPLES["mount"][0],
                         epilog=f"example: {EXAMPLES['mount'][1]}")

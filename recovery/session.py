@@ -26,13 +26,17 @@ from .catalog.amconf import DiskEntry
 from .catalog.source import ConfigCatalog, from_bundle, pick_host
 from .disks import activate, devnodes, guard, journal, merge, present
 from .disks.mapping import match_disks
-from .disks.plan import contents, needed_disks, plan_disks
+from .disks.plan import PlanError, contents, needed_disks, plan_disks
+from .finalize.plan import boot_refusals
 from .disks.stack import Passphrase
 from .restore.devices import from_devices
 from .restore.media import VtapeLibrary
 from .restore.plan import plan_restores
 
 log = logging.getLogger(__name__)
+
+NETWORK_FILE = "network/network.yaml"
+CAPS_FILE = "system/capabilities.yaml"
 
 
 @dataclass
@@ -135,13 +139,51 @@ class Session:
                              luks_keys=self.luks_keys,
                              passphrase=Passphrase(ask_luks_passphrase), workdir=self.workdir,
                              reasons=m.reasons, unmatched=m.unmatched)
+        # what would keep the restored system from booting, before any wipe
+        problems = boot_refusals(self.layout, m.mapping, actions)
+        if problems:
+            raise PlanError("\n".join(problems))
         journal.attach(actions, Path(self.workdir) / "diskinit.journal")
         return actions
 
+    # -- finalize ------------------------------------------------------------
+    def new_paths(self) -> dict[str, str]:
+        """Layout id of each disk and partition -> its path on the disks here."""
+        return merge.partition_paths(needed_disks(self.layout), self.matched.mapping,
+                                     contents(self.layout))
+
+    def finalize_inputs(self) -> tuple[dict | None, list, bool]:
+        """The bundle's network.yaml, recorded file capabilities and SELinux state."""
+        net = self.bundle.load_yaml(NETWORK_FILE) if self.bundle.has(NETWORK_FILE) else None
+        caps, selinux = [], False
+        if self.bundle.has(CAPS_FILE):
+            doc = self.bundle.load_yaml(CAPS_FILE) or {}
+            caps = [c for c in doc.get("files") or [] if c.get("path") and c.get("caps")]
+            selinux = bool((doc.get("selinux") or {}).get("enabled"))
+        return net, caps, selinux
+
+    def finalize_plan(self, runner: Runner, *, from_bundle: bool = False, nic_pins=None):
+        """from_bundle: plan from the bundle's /etc and the identities diskinit
+        will make (plan, and recover before any wipe); else from the restored
+        system under the target and the devices here."""
+        from .finalize import facts as ffacts
+        from .finalize.plan import plan_finalize
+        if self.matched is None:
+            self.find_recreated(runner)
+        paths = self.new_paths()
+        net, caps, selinux = self.finalize_inputs()
+        if from_bundle:
+            f = ffacts.from_bundle(runner, self.bundle, self.layout, paths)
+        else:
+            f = ffacts.from_target(runner, self.target, self.layout, [c["path"] for c in caps])
+        return plan_finalize(self.layout, f, paths, network=net, capabilities=caps,
+                             selinux=selinux, nic_pins=nic_pins)
+
     # -- mount: the disks of an existing system, for repair ---------------------
-    def mount_plan(self, runner: Runner):
-        """Find the disks again (by what diskinit put on them), look at what
-        is on them now, and plan assembling, opening, activating, mounting."""
+    def find_recreated(self, runner: Runner):
+        """(the match of the layout's disks to the disks here found by what is on
+        them, present path -> blkid probe): never by size, a guess would mount
+        or finalize another system."""
         disks, _ = present.collect(runner)
         boot = guard.system_disks(runner)
         probes = {d["path"]: probe(runner, d["path"]) for d in disks
@@ -155,6 +197,12 @@ class Session:
         if m.problems:
             raise ConfigError("\n".join(m.problems))
         self.matched = m
+        return m, probes
+
+    def mount_plan(self, runner: Runner):
+        """Find the disks again (by what diskinit put on them), look at what
+        is on them now, and plan assembling, opening, activating, mounting."""
+        m, probes = self.find_recreated(runner)
         probed = {}
         paths = merge.partition_paths(needed_disks(self.layout), m.mapping,
                                       contents(self.layout))
