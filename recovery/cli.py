@@ -314,11 +314,12 @@ def do_finalize(s: Session, runner: Runner, restart: bool = False, nic_pins=None
 
 
 def check_finalize_tools(fp):
-    needs = ["finalize"]
-    if any(a.type == "efi-entry" for a in fp.actions):
-        needs.append("finalize.efi")
-    if any(a.type == "capabilities" for a in fp.actions):
-        needs.append("finalize.caps")
+    """The live system's tools each step runs (what runs in the chroot is the
+    restored system's own), probed before anything is changed."""
+    needs: dict[str, list[str]] = {}
+    for a in fp.actions:
+        for argv in a.render():
+            needs.setdefault(argv[0], []).append(a.id)
     doctor.require(needs, "finalize")
 
 

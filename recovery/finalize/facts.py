@@ -238,6 +238,15 @@ def from_bundle(runner: Runner, bundle, layout: dict, new_paths: dict[str, str])
     if bundle.has("etc.tar"):
         with open(bundle.path("etc.tar"), "rb") as fh:
             files = bundle_files(fh.read())
+    # fstab and crypttab as the layout read them: from the collected root (a
+    # system collected under --root has them there, not in the host's /etc)
+    for path, key, cols in (("/etc/fstab", "fstab", ("spec", "file", "vfstype", "options",
+                                                     "freq", "passno")),
+                            ("/etc/crypttab", "crypttab", ("name", "device", "keyfile",
+                                                           "options"))):
+        if layout.get(key):
+            files[path] = "".join(" ".join(str(e.get(c) if e.get(c) is not None else "none")
+                                           for c in cols) + "\n" for e in layout[key])
     f = Facts("(the restored system)", files, expected_ids(layout, new_paths), source="bundle")
     here = present_ids(runner)  # the by-id names of the disks here are known already
     for link, dev in here.paths.items():

@@ -1,0 +1,71 @@
+"""The boot drill: each source system recovered onto other disks, bus and NIC, then booted.
+
+A restored system counts only when it boots: see recover_boot.py.  The
+source systems and their backups are built once per content hash and
+cached (systems.py); the recovery and the boot run on every CI run.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.vm.guest import build_guest
+
+from . import recover_boot
+
+pytestmark = pytest.mark.vm
+
+RESULTS: dict[str, recover_boot.Drill] = {}
+
+
+@pytest.fixture(scope="module")
+def guest_image():
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.fail("qemu-system-x86_64 is missing: run `make setup`")
+    return build_guest()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table(request):
+    yield
+    if RESULTS:
+        lines = [recover_boot.HEADER] + [recover_boot.row(d) for d in RESULTS.values()]
+        booted = sum(1 for d in RESULTS.values() if not recover_boot.check(d))
+        lines.append(f"drill: {booted}/{len(RESULTS)} layouts booted")
+        out = Path(recover_boot.workdir_for("table.txt"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
+        rep = request.config.pluginmanager.get_plugin("terminalreporter")
+        if rep is not None:
+            rep.write_line("")
+            for line in lines:
+                rep.write_line(line)
+
+
+@pytest.fixture(scope="module", params=["a", "b", "c"])
+def drill(request, guest_image):
+    d = recover_boot.run(request.param, guest_image, recover_boot.workdir_for(request.param))
+    RESULTS[request.param] = d
+    return d
+
+
+def test_the_restored_disks_boot_as_the_original(drill):
+    problems = recover_boot.check(drill)
+    assert not problems, "\n".join(problems) + "\n" + drill.explain()
+
+
+def test_finalize_says_what_it_changed(drill):
+    changed = recover_boot.changes(drill)
+    text = "\n".join(changed)
+    assert "initramfs made again" in text, text
+    assert "10-amdr-ens3.link: ens3 was" in text, text  # the new NIC took the old name
+    if drill.source.firmware == "uefi":
+        assert "GRUB for UEFI" in text and "firmware entry 'debian'" in text, text
+    else:
+        disks = [p for p in ("/dev/sda", "/dev/sdb")][:len(drill.disks)]
+        assert f"GRUB for BIOS installed on {', '.join(disks)}" in text, text
+    if drill.layout == "c":
+        assert "/etc/mdadm/mdadm.conf" in text, text
+    assert any(s["type"] == "grub-config" and s["status"] == "done"
+               for s in drill.finalize["steps"]), drill.finalize["steps"]
