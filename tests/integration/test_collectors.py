@@ -163,6 +163,16 @@ def test_network_on_this_machine(tmp_path):
     for name in ("ip-addr.json", "ip-link.json", "ip-route.json", "ip-route6.json",
                  "resolv.conf", "hostname.txt"):
         assert (ctx.out / "network" / name).is_file(), name
+    # the hardware keys agree with /sys; config lists only files there are
+    for i in net["interfaces"]:
+        dev = Path("/sys/class/net", i["name"], "device")
+        assert i["physical"] == dev.exists(), i
+        if i["physical"]:
+            assert i["driver"] == os.path.basename(os.readlink(dev / "driver"))
+            assert i["bus_path"] and os.path.realpath(dev).endswith("/" + i["bus_path"])
+    assert summary["physical"] == [i["name"] for i in net["interfaces"] if i["physical"]]
+    assert all(Path(f).is_file() or Path(f).is_symlink()
+               for files in net["config"].values() for f in files)
 
 
 # -- Amanda, against a real lab -------------------------------------------------------------
