@@ -101,9 +101,11 @@ def test_run_seals_delivers_and_recovery_opens_it(tmp_path, keys, lab, passfile)
         m = bundle.manifest
         assert m["host"] == "labhost"
         assert {n: s["status"] for n, s in m["collectors"].items()} == {
-            "etc": "ok", "layout": "ok", "packages": "ok", "network": "ok", "amanda": "ok"}
+            "etc": "ok", "layout": "ok", "packages": "ok", "network": "ok",
+            "capabilities": "ok", "amanda": "ok"}
         files = set(m["files"])
-        assert {"etc.tar", "layout.yaml", f"amanda/{lab.name}/amanda.conf",
+        assert {"etc.tar", "layout.yaml", "network/network.yaml", "system/capabilities.yaml",
+                f"amanda/{lab.name}/amanda.conf",
                 f"amanda/{lab.name}/tapelist", f"amanda/{lab.name}/export.txt"} <= files
         layout = bundle.load_yaml("layout.yaml")
         assert [d["path"] for d in layout["disks"]] == [lab.loop]
