@@ -115,11 +115,11 @@ def search_roots(paths, root: str = "/") -> list[str]:
             if not any(o != r and r.startswith(o.rstrip("/") + "/") for o in real)]
 
 
-def split_around(top: str, mounts) -> list[str]:
+def split_around(top: str, mounts, unreadable: list | None = None) -> list[str]:
     """getcap -r arguments that cover top without entering a mount below it.
 
     Symlinks are left out: getcap would report the target's caps under the
-    link's name."""
+    link's name.  A directory that cannot be listed is added to unreadable."""
     below = [m for m in mounts if m.startswith(top.rstrip("/") + "/")]
     if not below:
         return [top]
@@ -127,13 +127,14 @@ def split_around(top: str, mounts) -> list[str]:
     try:
         entries = sorted(os.scandir(top), key=lambda e: e.name)
     except OSError as e:
-        log.warning("cannot list %s: %s", top, e.strerror)
+        if unreadable is not None:
+            unreadable.append(f"{top}: {e.strerror}")
         return []
     for e in entries:
         if e.path in below or e.is_symlink():
             continue
         if e.is_dir(follow_symlinks=False):
-            args += split_around(e.path, below)
+            args += split_around(e.path, below, unreadable)
         elif e.is_file(follow_symlinks=False):
             args.append(e.path)
     return args
@@ -170,7 +171,10 @@ def _read(path: Path) -> str | None:
 
 def _getcap(ctx: Context, roots: list[str]) -> list[dict]:
     mounts = parse_mountinfo(MOUNTINFO.read_text()) if MOUNTINFO.is_file() else []
-    args = [a for top in roots for a in split_around(top, mounts)]
+    unreadable: list[str] = []
+    args = [a for top in roots for a in split_around(top, mounts, unreadable)]
+    for u in unreadable:
+        ctx.warn(f"cannot list {u}: file capabilities below it not collected")
     if not args:
         return []
     res = ctx.runner.run(["getcap", "-r", *args], check=False, what="listing file capabilities")

@@ -85,6 +85,9 @@ def test_split_around_a_mount_below(tmp_path):
     assert caps.split_around(t, [f"{t}/a/nfs"]) == [f"{t}/a/b", f"{t}/a/tool", f"{t}/c",
                                                       f"{t}/top-file"]
     assert caps.split_around(t, [t + "x/y"]) == [t]  # /optx is not below /opt
+    unreadable = []
+    assert caps.split_around(str(tmp_path / "gone"), [f"{tmp_path}/gone/x"], unreadable) == []
+    assert unreadable == [f"{tmp_path}/gone: No such file or directory"]
 
 
 def test_selinux_state():
