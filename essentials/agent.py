@@ -274,9 +274,11 @@ def report(out: Outcome) -> str:
     lines = [f"amdr-essentials run on {out.host}: {out.verdict} (exit {out.exit_code})"]
     if out.collectors:
         lines.append("collectors:")
+        width = max([9, *map(len, out.collectors)])
         for n, s in out.collectors.items():
             extra = s.get("error") or _summary(s.get("detail"))
-            lines.append(f"  {n:9s} {s['status']:7s} {s['duration']:6.2f}s  {extra}".rstrip())
+            lines.append(f"  {n:{width}s} {s['status']:7s} {s['duration']:6.2f}s  "
+                         f"{extra}".rstrip())
             for w in s.get("warnings", []):
                 lines.append(f"            warning: {w}")
     if out.bundle:

@@ -141,8 +141,9 @@ def cmd_collect(args) -> int:
         out, status, {"root": args.root or cfg["collect"]["layout"]["root"]})
     failed = [n for n, s in status.items() if s["status"] != "ok"]
     print(f"bundle written to {out}: {len(manifest['files'])} files")
+    width = max([10, *map(len, status)])
     for n, s in status.items():
-        print(f"  {n:10s} {s['status']}" + (f": {s['error']}" if "error" in s else ""))
+        print(f"  {n:{width}s} {s['status']}" + (f": {s['error']}" if "error" in s else ""))
     if len(failed) == len(status):
         return EXIT_FAILED
     return EXIT_PARTIAL if failed else EXIT_OK

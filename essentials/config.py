@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
+from .collectors.capabilities import SYSTEM_PATHS
 from .errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/amanda-dr/essentials.yaml")
@@ -64,6 +65,10 @@ def _positive(v):
 
 def _absolute(v):
     return None if str(v).startswith("/") else "an absolute path"
+
+
+def _all_absolute(v):
+    return None if all(str(p).startswith("/") for p in v) else "a list of absolute paths"
 
 
 DELIVERY_COMMON = {
@@ -165,6 +170,12 @@ SCHEMA = Section({
         }),
         "packages": Section({"enabled": Field(bool, True)}),
         "network": Section({"enabled": Field(bool, True)}),
+        "capabilities": Section({
+            "enabled": Field(bool, True),
+            "paths": Field(list, list(SYSTEM_PATHS), items=str,
+                           check=_all_absolute,
+                           doc="where getcap -r looks (each on its own filesystem only)"),
+        }),
         "amanda": Section({
             "enabled": Field(bool, True),
             "configs": Field(list, [], items=str, doc="server configs (default: all)"),

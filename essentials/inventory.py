@@ -44,6 +44,7 @@ USES = {u.key: u for u in (
     Use("collect.packages", "essentials", "collect packages"),
     Use("collect.packages.rpm", "essentials", "rpm hosts", required=False),
     Use("collect.network", "essentials", "collect network"),
+    Use("collect.capabilities", "essentials", "file capabilities", required=False),
     Use("collect.amanda", "essentials", "Amanda server", required=False),
     Use("schedule.cron", "essentials", "install-cron", required=False),
     Use("schedule.systemd", "essentials", "install-cron --systemd", required=False),
@@ -182,6 +183,10 @@ TOOLS: tuple[Tool, ...] = (
          skip=_ALL),
     Tool("ip", "iproute2", ("collect.network", "finalize"), ("ip", "-V")),
     Tool("hostname", "hostname", ("collect.network",), ("hostname", "-V")),
+    # tar and amgtar (without --xattrs) drop file capabilities: the bundle keeps
+    # them.  Optional: a host without libcap2-bin gets a warning, not a failure.
+    Tool("getcap", "libcap2-bin", ("collect.capabilities",), ("getcap", "-h"), ok=(0, 1),
+         expect=r"usage: getcap", versioned=False),
     # (not `crontab -l`: root's crontab, its addresses and secrets, would land in
     # doctor's table; nobody has none, and asking for it proves crontab runs)
     Tool("crontab", "cron", ("schedule.cron",), ("crontab", "-l", "-u", "nobody"), ok=(0, 1),
@@ -211,6 +216,8 @@ TOOLS: tuple[Tool, ...] = (
          expect=r"usage: ssh-keygen"),
     Tool("setfacl", "acl", ("tests",)),
     Tool("setfattr", "attr", ("tests",)),
+    Tool("setcap", "libcap2-bin", ("tests",), ("setcap", "-h"), ok=(0, 1),
+         expect=r"usage: setcap", versioned=False),
     Tool("qemu-system-x86_64", "qemu-system-x86", ("tests",)),
     Tool("qemu-img", "qemu-utils", ("tests",)),
     Tool("debootstrap", "debootstrap", ("tests",)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-NAMES = ["etc", "layout", "packages", "network", "amanda"]
+NAMES = ["etc", "layout", "packages", "network", "capabilities", "amanda"]
 
 
 def get(name: str):

@@ -18,6 +18,14 @@ live system reads:
         type: ether                 # link_type
         master: bond0               # only when enslaved (bridge, bond)
         link: eth0                  # only for stacked devices (VLANs): the parent
+        physical: true              # /sys/class/net/NAME/device exists; false: bridge,
+                                    # bond, VLAN, tunnel... (absent: not seen in /sys)
+        driver: e1000e              # physical only: the kernel driver bound to the device
+        bus: pci                    # physical only: the device's subsystem (pci, virtio, usb...)
+        bus_path: 0000:00:19.0      # physical only: where it sits: the PCI address, or the
+                                    # path under /sys/devices from the nearest PCI device on
+                                    # (0000:00:03.0/virtio2, 0000:00:14.0/usb2/2-1/2-1:1.0)
+        pci: 0000:00:19.0           # physical only, when a PCI device is on the path
         addresses:                  # static-looking: no `dynamic` flag, not link-local
           - {address: 192.0.2.2, prefix: 24, family: inet}
           - {address: 2001:db8::2, prefix: 64, family: inet6}
@@ -31,6 +39,20 @@ live system reads:
       nameservers: [192.0.2.53]     # upstream servers (systemd-resolved's stub replaced)
       search: [example.com]
       stub_resolver: false          # true when /etc/resolv.conf only pointed at 127.0.0.53
+    config:                         # which network configuration systems hold files, and
+                                    # those files (only systems with files; paths only:
+                                    # the files themselves travel in etc.tar)
+      ifupdown: [/etc/network/interfaces, /etc/network/interfaces.d/lan]
+      networkd: [/etc/systemd/network/10-lan.network]      # *.network, *.link, *.netdev
+      networkmanager: [/etc/NetworkManager/system-connections/lan.nmconnection]
+      netplan: [/etc/netplan/50-cloud-init.yaml]
+      udev: [/etc/udev/rules.d/70-persistent-net.rules]    # interface names pinned to MACs
+
+The hardware keys and `config` are for finalize, which makes the restored
+system come up on other hardware: a name or a configuration tied to a MAC, a
+driver or a PCI slot the new machine lacks must be rewritten, and the files
+listed are the ones that can hold such ties.  Every one of these keys is
+optional: bundles from before they existed still load.
 
 Raw files beside it: ip-addr.json, ip-link.json, ip-route.json, ip-route6.json,
 resolv.conf (and resolved-upstream.conf when systemd-resolved is in front),
@@ -46,12 +68,14 @@ from pathlib import Path
 
 import yaml
 
+from . import nics as nic_facts
 from .base import Context, need_tool
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
+SYS = Path("/sys")
 STUB_ADDRESSES = {"127.0.0.53", "127.0.0.54"}
 # route protocols set up by something that will set them up again
 AUTOMATIC_PROTOCOLS = {"kernel", "dhcp", "ra", "redirect"}
@@ -82,7 +106,7 @@ def _address(info: dict) -> dict:
             "family": info.get("family")}
 
 
-def _interface(link: dict, addr: dict) -> dict:
+def _interface(link: dict, addr: dict, hardware: dict) -> dict:
     out = {
         "name": link["ifname"],
         "mac": link.get("address"),
@@ -93,6 +117,7 @@ def _interface(link: dict, addr: dict) -> dict:
     for src, dst in (("permaddr", "permanent_mac"), ("master", "master"), ("link", "link")):
         if link.get(src):
             out[dst] = link[src]
+    out.update(hardware)
     static, dynamic = [], []
     for info in addr.get("addr_info", []):
         if "local" not in info or _is_link_local(info):
@@ -126,15 +151,21 @@ def _routes(routes: list, family: str) -> tuple[list, list]:
 
 
 def normalise(addr: list, link: list, route4: list, route6: list, resolv: str,
-              hostname: str, fqdn: str | None = None, upstream_resolv: str | None = None) -> dict:
-    """`ip -j addr/link/route/-6 route` outputs (parsed JSON), resolv.conf text -> network.yaml."""
+              hostname: str, fqdn: str | None = None, upstream_resolv: str | None = None,
+              nics: dict | None = None, config: dict | None = None) -> dict:
+    """`ip -j addr/link/route/-6 route` outputs (parsed JSON), resolv.conf text -> network.yaml.
+
+    nics ({interface: hardware keys}) and config ({system: files}) come from
+    the nics module; left out (None), network.yaml has no such keys, as before."""
+    nics = nics or {}
     addr_by_name = {a["ifname"]: a for a in addr}
     links = link or addr  # `ip -j addr` carries the link fields too
     interfaces = []
     for lk in sorted(links, key=lambda x: x.get("ifindex", 0)):
         if lk.get("link_type") == "loopback" or "LOOPBACK" in lk.get("flags", []):
             continue
-        interfaces.append(_interface(lk, addr_by_name.get(lk["ifname"], {})))
+        interfaces.append(_interface(lk, addr_by_name.get(lk["ifname"], {}),
+                                     nics.get(lk["ifname"], {})))
     d4, s4 = _routes(route4, "inet")
     d6, s6 = _routes(route6, "inet6")
     dns = parse_resolv(resolv)
@@ -144,7 +175,7 @@ def normalise(addr: list, link: list, route4: list, route6: list, resolv: str,
         dns["nameservers"] = upstream["nameservers"]
         dns["search"] = dns["search"] or upstream["search"]
     dns["stub_resolver"] = stub
-    return {
+    net = {
         "version": VERSION,
         "hostname": hostname,
         "fqdn": fqdn or hostname,
@@ -153,6 +184,9 @@ def normalise(addr: list, link: list, route4: list, route6: list, resolv: str,
         "static_routes": s4 + s6,
         "dns": dns,
     }
+    if config is not None:
+        net["config"] = config
+    return net
 
 
 def _ip_json(ctx: Context, argv: list, rel: str) -> list:
@@ -188,7 +222,8 @@ def collect(ctx: Context) -> dict:
         ctx.warn(f"`hostname -f` failed (exit {res.returncode}); using {fqdn} as the FQDN")
     ctx.write("network/hostname.txt", f"hostname: {hostname}\nfqdn: {fqdn}\n")
 
-    net = normalise(addr, link, route4, route6, resolv, hostname, fqdn, upstream)
+    net = normalise(addr, link, route4, route6, resolv, hostname, fqdn, upstream,
+                    nic_facts.read_nics(SYS), nic_facts.config_files(ctx.etc))
     ctx.write("network/network.yaml", yaml.safe_dump(net, sort_keys=False))
     if net["dns"]["stub_resolver"] and upstream is None:
         ctx.warn("resolv.conf points at the systemd-resolved stub and its upstream "
@@ -201,4 +236,6 @@ def collect(ctx: Context) -> dict:
         "default_routes": [f"{r.get('gateway', '-')} dev {r.get('dev', '-')}"
                            for r in net["default_routes"]],
         "nameservers": len(net["dns"]["nameservers"]),
+        "physical": [i["name"] for i in net["interfaces"] if i.get("physical")],
+        "config": sorted(net["config"]),
     }

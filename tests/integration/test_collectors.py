@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from essentials.collectors import amanda, etc, network, packages
+from essentials.collectors import amanda, capabilities, etc, network, packages
 from essentials.collectors.base import Context
 from essentials.runner import Runner
 from tests.lab import scenario
@@ -163,6 +163,70 @@ def test_network_on_this_machine(tmp_path):
     for name in ("ip-addr.json", "ip-link.json", "ip-route.json", "ip-route6.json",
                  "resolv.conf", "hostname.txt"):
         assert (ctx.out / "network" / name).is_file(), name
+    # the hardware keys agree with /sys; config lists only files there are
+    for i in net["interfaces"]:
+        dev = Path("/sys/class/net", i["name"], "device")
+        assert i["physical"] == dev.exists(), i
+        if i["physical"]:
+            assert i["driver"] == os.path.basename(os.readlink(dev / "driver"))
+            assert i["bus_path"] and os.path.realpath(dev).endswith("/" + i["bus_path"])
+    assert summary["physical"] == [i["name"] for i in net["interfaces"] if i["physical"]]
+    assert all(Path(f).is_file() or Path(f).is_symlink()
+               for files in net["config"].values() for f in files)
+
+
+# -- file capabilities ---------------------------------------------------------------------
+
+@pytest.fixture
+def capped_tree(tmp_path):
+    """Scratch files with capabilities, one of them on a tmpfs mounted inside the tree."""
+    top = tmp_path / "sys root"  # a space: getcap's output is split on spaces
+    (top / "bin").mkdir(parents=True)
+    (top / "mnt").mkdir()
+    for f in ("bin/pinger", "bin/plain"):
+        (top / f).write_bytes(b"\x7fELF scratch")
+    run(["setcap", "cap_net_raw=ep", str(top / "bin/pinger")])
+    (top / "bin/link").symlink_to("pinger")
+    run(["mount", "-t", "tmpfs", "-o", "size=1m", "amdr-caps", str(top / "mnt")])
+    try:
+        (top / "mnt/other").write_bytes(b"x")
+        run(["setcap", "cap_net_admin+ep", str(top / "mnt/other")])
+        yield top
+    finally:
+        run(["umount", str(top / "mnt")])
+
+
+def test_capabilities_of_a_scratch_tree(capped_tree, tmp_path):
+    ctx = new_ctx(tmp_path, paths=[str(capped_tree), str(capped_tree / "bin")])
+    summary = capabilities.collect(ctx)
+    doc = yaml.safe_load((ctx.out / "system" / "capabilities.yaml").read_text())
+    top = os.path.realpath(capped_tree)
+    assert doc["searched"] == [top]  # bin is inside it: searched once
+    # the file on the tmpfs below is another filesystem's; the link is not a file
+    assert doc["files"] == [{"path": f"{top}/bin/pinger", "caps": "cap_net_raw=ep"}]
+    assert summary["files"] == 1 and ctx.warnings == []
+    assert doc["selinux"]["enabled"] == Path("/sys/fs/selinux/enforce").exists()
+    assert stat.S_IMODE((ctx.out / "system" / "capabilities.yaml").stat().st_mode) == 0o600
+    # what was collected is what setcap takes back
+    (capped_tree / "bin/copy").write_bytes(b"copy")
+    run(["setcap", doc["files"][0]["caps"], str(capped_tree / "bin/copy")])
+    assert run(["getcap", str(capped_tree / "bin/copy")]).split()[-1] == "cap_net_raw=ep"
+
+
+def test_capabilities_of_this_machine(tmp_path):
+    ctx = new_ctx(tmp_path)
+    summary = capabilities.collect(ctx)
+    doc = yaml.safe_load((ctx.out / "system" / "capabilities.yaml").read_text())
+    if Path("/bin").is_symlink():  # merged /usr: /bin, /sbin and /lib are /usr's
+        assert doc["searched"] == (["/usr", "/opt"] if Path("/opt").is_dir() else ["/usr"])
+    found = [f"{f['path']} {f['caps']}" for f in doc["files"]]
+    everything = run(["getcap", "-r", *doc["searched"]]).splitlines()
+    mounts = capabilities.parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    if any(m.startswith(r + "/") for r in doc["searched"] for m in mounts):
+        assert set(found) <= set(everything)  # less: what lies on other filesystems
+    else:
+        assert found == everything
+    assert summary["files"] == len(doc["files"])
 
 
 # -- Amanda, against a real lab -------------------------------------------------------------

@@ -136,7 +136,8 @@ def run_config(base: Path, disk, keys, delivery: dict) -> Path:
         "gpg": {"home": str(keys.host_home), "recipients": [keys.site_fpr],
                 "signer": keys.host_fpr},
         "collect": {"layout": {"disks": [disk["loop"]], "root": str(disk["mnt"])},
-                    **{n: {"enabled": False} for n in ("etc", "packages", "network", "amanda")}},
+                    **{n: {"enabled": False}
+                       for n in ("etc", "packages", "network", "capabilities", "amanda")}},
         "deliveries": [delivery]}))
     return cfg
 

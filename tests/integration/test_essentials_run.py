@@ -8,6 +8,7 @@ what was delivered.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -101,9 +102,11 @@ def test_run_seals_delivers_and_recovery_opens_it(tmp_path, keys, lab, passfile)
         m = bundle.manifest
         assert m["host"] == "labhost"
         assert {n: s["status"] for n, s in m["collectors"].items()} == {
-            "etc": "ok", "layout": "ok", "packages": "ok", "network": "ok", "amanda": "ok"}
+            "etc": "ok", "layout": "ok", "packages": "ok", "network": "ok",
+            "capabilities": "ok", "amanda": "ok"}
         files = set(m["files"])
-        assert {"etc.tar", "layout.yaml", f"amanda/{lab.name}/amanda.conf",
+        assert {"etc.tar", "layout.yaml", "network/network.yaml", "system/capabilities.yaml",
+                f"amanda/{lab.name}/amanda.conf",
                 f"amanda/{lab.name}/tapelist", f"amanda/{lab.name}/export.txt"} <= files
         layout = bundle.load_yaml("layout.yaml")
         assert [d["path"] for d in layout["disks"]] == [lab.loop]
@@ -234,7 +237,7 @@ def test_missing_tool_fails_one_collector_only(tmp_path, keys, lab):
     env = dict(os.environ, PATH=str(bindir))
     p = run(config, env=env)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "packages  failed" in p.stderr and "not installed" in p.stderr
+    assert re.search(r"^  packages +failed", p.stderr, re.M) and "not installed" in p.stderr
     [b] = bundles_in(out)
     bundle, _ = sealed.unseal(b, keys.recovery_home, SITE_PASS)
     st = bundle.manifest["collectors"]

@@ -47,6 +47,7 @@ def make_config(tmp: Path, keys, deliveries, **collect) -> Path:
                 "signer": keys.host_fpr},
         "collect": {"layout": {"enabled": False}, "amanda": {"enabled": False},
                     "packages": {"enabled": False}, "network": {"enabled": False},
+                    "capabilities": {"enabled": False},
                     **collect},
         "deliveries": deliveries,
     }

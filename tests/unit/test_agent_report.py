@@ -109,6 +109,15 @@ def test_report_all_ok_exact():
     ])
 
 
+def test_report_columns_fit_the_longest_collector_name():
+    cols = ok_collectors()
+    cols["capabilities"] = {"status": "ok", "duration": 0.7, "detail": {"files": 3}}
+    lines = report(outcome(collectors=cols, deliveries=[delivered()])).splitlines()
+    assert lines[2:5] == ["  etc          ok        1.25s  files=812 bytes=2048",
+                          "  layout       ok        0.40s",
+                          "  capabilities ok        0.70s  files=3"]
+
+
 def test_report_partial_names_errors_warnings_deliveries_and_waiting():
     cols = ok_collectors()
     cols["etc"]["warnings"] = ["etc/shadow- unreadable", "etc/ssl/private excluded"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from essentials.collectors.network import normalise, parse_resolv
+from essentials.collectors.nics import config_files, device_facts, read_nics
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "collectors" / "network"
 
@@ -132,3 +133,79 @@ def test_parse_resolv_last_search_or_domain_wins():
     assert parse_resolv("search a b\ndomain c\n; comment\nnameserver 1.1.1.1 ; x\n") == \
         {"nameservers": ["1.1.1.1"], "search": ["c"]}
     assert parse_resolv("") == {"nameservers": [], "search": []}
+
+
+# -- NIC hardware (a fake /sys per case) and the configuration systems ------------------
+
+def test_device_facts_start_bus_path_at_the_nearest_pci_device():
+    assert device_facts("pci0000:00/0000:00:1c.0/0000:03:00.0", "../../../bus/pci/drivers/"
+                        "e1000e", "../../../bus/pci") == {
+        "physical": True, "driver": "e1000e", "bus": "pci", "bus_path": "0000:03:00.0",
+        "pci": "0000:03:00.0"}
+    assert device_facts("pci0000:00/0000:00:03.0/virtio2", "x/virtio_net", "x/virtio") == {
+        "physical": True, "driver": "virtio_net", "bus": "virtio",
+        "bus_path": "0000:00:03.0/virtio2", "pci": "0000:00:03.0"}
+    # no PCI above it: the whole path; an unbound device has no driver
+    assert device_facts("platform/soc/1c30000.ethernet", None, "../bus/platform") == {
+        "physical": True, "bus": "platform", "bus_path": "platform/soc/1c30000.ethernet"}
+
+
+def test_read_nics_from_a_fake_sys():
+    assert read_nics(FIX / "vm" / "sys") == {
+        "eth0": {"physical": True, "driver": "virtio_net", "bus": "virtio",
+                 "bus_path": "0000:00:03.0/virtio2", "pci": "0000:00:03.0"},
+        "ifb0": {"physical": False}, "ifb1": {"physical": False}, "lo": {"physical": False}}
+    nics = read_nics(FIX / "two-nics" / "sys")
+    assert nics["eth0"] == {"physical": True, "driver": "e1000e", "bus": "pci",
+                            "bus_path": "0000:00:19.0", "pci": "0000:00:19.0"}
+    assert nics["eth1"]["bus_path"] == "0000:03:00.0/virtio0"  # behind a PCI bridge
+    assert nics["eth2"] == {"physical": True, "driver": "r8152", "bus": "usb",
+                            "bus_path": "0000:00:14.0/usb2/2-1/2-1:1.0", "pci": "0000:00:14.0"}
+    assert nics["eth0.100"] == {"physical": False}
+    assert read_nics(FIX / "nowhere") == {}
+
+
+def test_network_yaml_carries_the_hardware_keys():
+    d = FIX / "two-nics"
+    j = {n: json.loads((d / f"{n}.json").read_text())
+         for n in ("ip-addr", "ip-link", "ip-route", "ip-route6")}
+    net = normalise(j["ip-addr"], j["ip-link"], j["ip-route"], j["ip-route6"], "", "db1",
+                    nics=read_nics(d / "sys"), config={"networkd": ["/etc/systemd/network/a"]})
+    ifs = by_name(net)
+    eth1 = ifs["eth1"]
+    assert (eth1["driver"], eth1["bus_path"], eth1["permanent_mac"], eth1["physical"]) == \
+        ("virtio_net", "0000:03:00.0/virtio0", "52:54:00:ab:cd:00", True)
+    assert list(eth1)[:9] == ["name", "mac", "state", "mtu", "type", "permanent_mac",
+                              "physical", "driver", "bus"]
+    assert ifs["eth0.100"]["physical"] is False and "driver" not in ifs["eth0.100"]
+    assert net["config"] == {"networkd": ["/etc/systemd/network/a"]}
+    assert yaml.safe_load(yaml.safe_dump(net, sort_keys=False)) == net
+
+
+def test_older_calls_have_no_hardware_keys():
+    net = load("two-nics")
+    assert "config" not in net
+    assert not any({"physical", "driver", "bus_path"} & set(i) for i in net["interfaces"])
+
+
+def test_config_files_only_systems_with_files(tmp_path):
+    etc = tmp_path / "etc"
+    for rel in ("network/interfaces", "network/interfaces.d/lan", "network/if-up.d/x",
+                "systemd/network/10-lan.network", "systemd/network/10-lan.link",
+                "systemd/network/br0.netdev", "systemd/network/README",
+                "netplan/50-cloud-init.yaml", "netplan/old.yaml.bak",
+                "udev/rules.d/70-persistent-net.rules", "udev/rules.d/60-other.rules"):
+        (etc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (etc / rel).write_text("x\n")
+    (etc / "systemd/network/99-default.link").symlink_to("/dev/null")  # names turned off
+    (etc / "NetworkManager/system-connections").mkdir(parents=True)  # empty: not in use
+    (etc / "network/interfaces.d/sub").mkdir()
+    assert config_files(etc) == {
+        "ifupdown": ["/etc/network/interfaces", "/etc/network/interfaces.d/lan"],
+        "networkd": ["/etc/systemd/network/10-lan.network", "/etc/systemd/network/10-lan.link",
+                     "/etc/systemd/network/99-default.link",
+                     "/etc/systemd/network/br0.netdev"],
+        "netplan": ["/etc/netplan/50-cloud-init.yaml"],
+        "udev": ["/etc/udev/rules.d/70-persistent-net.rules"],
+    }
+    assert config_files(tmp_path / "empty") == {}

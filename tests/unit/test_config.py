@@ -43,6 +43,8 @@ def test_minimal_config_gets_every_default():
                                         "luks_header": False}
     assert cfg["collect"]["packages"] == {"enabled": True}
     assert cfg["collect"]["network"] == {"enabled": True}
+    assert cfg["collect"]["capabilities"] == {
+        "enabled": True, "paths": ["/usr", "/bin", "/sbin", "/lib", "/opt"]}
     assert cfg["collect"]["amanda"] == {"enabled": True, "configs": [], "index_max_mb": 200}
     assert cfg["deliveries"] == []
 
@@ -229,6 +231,12 @@ def test_empty_recipients():
 def test_relative_path_for_absolute_only_key():
     e = fails(minimal(spool_dir="var/spool/amdr"))
     assert str(e) == f"{WHERE}: spool_dir: expected an absolute path, got 'var/spool/amdr'"
+
+
+def test_relative_capabilities_path():
+    e = fails(minimal(collect={"capabilities": {"paths": ["/usr", "opt"]}}))
+    assert str(e) == (f"{WHERE}: collect.capabilities.paths: expected a list of absolute "
+                      f"paths, got ['/usr', 'opt']")
 
 
 def test_relative_passphrase_file():

@@ -90,6 +90,8 @@ def test_profiles():
         assert p in setup, p
     assert "qemu-system-x86" not in guest and "python3-pytest" not in guest
     assert "python3-gnupg" in guest and "iproute2" in guest
+    # getcap for the capabilities collector, setcap for its test (and finalize)
+    assert "libcap2-bin" in setup and "libcap2-bin" in guest
     for pkgs in (setup, guest):
         assert pkgs == sorted(set(pkgs))
         # rpm hosts' tools and multipathd (it would claim the test disks) stay out
@@ -192,9 +194,10 @@ def test_report_and_render(only_path):
     assert re.match(r"tar\s+tar\s+1\.\d+\s+seal the bundle,", row)
     row = next(ln for ln in lines if ln.startswith("ip "))
     assert "MISSING" in row and "collect network" in row
-    row = next(ln for ln in lines if ln.startswith("rpm "))
-    assert "(missing)" in row  # optional: not a failure
-    assert "rpm" not in {s.tool.name for s in report.failed}
+    for name in ("rpm", "getcap"):  # optional: not a failure
+        row = next(ln for ln in lines if ln.startswith(name + " "))
+        assert "(missing)" in row, row
+        assert name not in {s.tool.name for s in report.failed}
     assert report.exit_code == 1
     assert any(ln.startswith("  apt-get install -y ") and "iproute2" in ln for ln in lines)
     table = lines[:lines.index("")]
