@@ -41,7 +41,8 @@ SHIM = ("/usr/lib/shim/shimx64.efi.signed", "/usr/lib/shim/shimx64.efi",
 ALIAS_DIRS = ("/dev/disk/by-id", "/dev/disk/by-uuid", "/dev/disk/by-label",
               "/dev/disk/by-partuuid", "/dev/disk/by-partlabel", "/dev/disk/by-path",
               "/dev/mapper", "/dev/md")
-MAX_FILE = 1 << 20  # configuration files only: a bigger one is not ours to parse
+MAX_FILE = 1 << 20
+EFIVARS = "/sys/firmware/efi/efivars"  # configuration files only: a bigger one is not ours to parse
 
 
 @dataclass
@@ -163,11 +164,16 @@ def machine(runner: Runner, facts: Facts, layout: dict):
     from essentials.layout.boot import parse_efibootmgr
     facts.efi = os.path.isdir("/sys/firmware/efi")
     if facts.efi:
+        if os.path.isdir(EFIVARS) and not os.path.ismount(EFIVARS):
+            # efibootmgr reads and writes the NVRAM through efivarfs, which a
+            # minimal live system may not have mounted; mounting it changes nothing
+            runner.run(["mount", "-t", "efivarfs", "efivarfs", EFIVARS], check=False)
         res = runner.run(["efibootmgr", "-v"], check=False)
-        # efibootmgr needs efivarfs; ChrootBinds mounts it when it is not
-        facts.efivars = res.returncode == 0 or os.path.isdir("/sys/firmware/efi/efivars")
+        facts.efivars = res.returncode == 0
         if res.returncode == 0:
             facts.efi_entries = parse_efibootmgr(res.text)
+        else:
+            log.warning("efibootmgr -v: %s", res.stderr.decode("utf-8", "replace").strip())
     if layout.get("md"):
         facts.md_scan = runner.run(["mdadm", "--detail", "--scan"], check=False).text
     facts.nics = present_nics(runner)

@@ -317,9 +317,11 @@ def _boot_loader(layout, facts: Facts, new_paths, fw: str, fp: FinalizePlan):
         disk = next((new_paths[d] for d in disks_under(layout, part["device"])
                      if d in new_paths), None)
         if not (facts.efi and facts.efivars):
-            fp.notes.append("no EFI variables here (this machine did not boot with UEFI): "
-                            "no firmware entry could be made; GRUB is at the fallback path "
-                            "EFI/BOOT/BOOTX64.EFI, which UEFI firmware boots without one")
+            why = ("this machine did not boot with UEFI" if not facts.efi
+                   else "efibootmgr cannot read them")
+            fp.notes.append(f"no EFI variables here ({why}): no firmware entry could be "
+                            f"made; GRUB is at the fallback path EFI/BOOT/BOOTX64.EFI, which "
+                            f"UEFI firmware boots without one")
         elif disk and part_number(path):
             _efi_entry(layout, facts, part, disk, part_number(path), label, fp)
     argv = ["update-grub"] if "update-grub" in facts.tools else (

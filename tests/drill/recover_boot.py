@@ -191,3 +191,55 @@ def changes(d: Drill) -> list[str]:
 def workdir_for(layout: str) -> Path:
     base = Path(os.environ.get("AMDR_DRILL_WORK", "/var/tmp/amdr-drill"))
     return base / layout
+
+
+@dataclass
+class Fallback:
+    """A UEFI system finalized where there are no EFI variables, booted by the fallback path."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict
+    booted: Booted | None
+
+    def explain(self) -> str:
+        return "\n".join([f"--- finalize exit {self.exit_code} ---", self.stdout[-4000:],
+                          "--- stderr ---", self.stderr[-3000:]]
+                         + ([self.booted.explain()] if self.booted else []))
+
+
+def fallback(d: Drill, guest_image, workdir: Path, boot_timeout: float = 600) -> Fallback:
+    """The second try, where the firmware cannot be told: `mount` then `finalize
+    --restart` in a guest booted without UEFI (no /sys/firmware/efi), then the
+    disks booted on a machine whose NVRAM has no entry for them."""
+    src, hw = d.source, HARDWARE[d.layout]
+    out = workdir / "fallback-out"
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = f"/drill/{src.bundle.name}"
+    cmd = f"""
+set -u
+mkdir -p {TARGET}
+python3 -m recovery.cli mount --bundle {bundle} --target {TARGET} || exit 7
+python3 -m recovery.cli finalize --bundle {bundle} --target {TARGET} --restart
+rc=$?
+cp {TARGET}.amdr/finalize-report.json /out/ 2>/dev/null
+python3 -m recovery.cli umount --target {TARGET} || rc=$((rc ? rc : 9))
+exit $rc
+"""
+    disks = [DiskSpec(path=p, bus=bus) for p, (bus, _) in zip(d.disks, hw["disks"])]
+    r = Guest(guest_image, disks, mem_mb=1536, shares={"/drill": (src.bundle.parent, "ro"),
+                                                        "/out": out},
+              nic=Nic(mac=hw["mac"], addr=NIC_SLOT)).run(cmd, timeout=1200,
+                                                          keep_dir=workdir / "fallback")
+    report = {}
+    if (out / "finalize-report.json").exists():
+        report = json.loads((out / "finalize-report.json").read_text())
+    booted = None
+    if r.exit_code == 0:
+        fresh = workdir / "OVMF_VARS.fresh.fd"  # another machine: no entry for this disk
+        shutil.copy(OVMF_VARS, fresh)
+        booted = boot([(p, bus) for p, (bus, _) in zip(d.disks, hw["disks"])],
+                      firmware="uefi", ovmf_vars=fresh, mac=hw["mac"], machine="q35",
+                      nic_addr=NIC_SLOT, timeout=boot_timeout)
+    return Fallback(r.exit_code, r.stdout, r.stderr, report, booted)

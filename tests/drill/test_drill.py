@@ -69,3 +69,23 @@ def test_finalize_says_what_it_changed(drill):
         assert "/etc/mdadm/mdadm.conf" in text, text
     assert any(s["type"] == "grub-config" and s["status"] == "done"
                for s in drill.finalize["steps"]), drill.finalize["steps"]
+
+
+@pytest.fixture(scope="module")
+def uefi_fallback(guest_image):
+    d = RESULTS.get("b") or recover_boot.run("b", guest_image, recover_boot.workdir_for("b"))
+    RESULTS["b"] = d
+    assert not recover_boot.check(d), "layout b did not boot after recovery" + d.explain()
+    return recover_boot.fallback(d, guest_image, recover_boot.workdir_for("b"))
+
+
+def test_uefi_without_efi_variables_boots_by_the_fallback_path(uefi_fallback):
+    f = uefi_fallback
+    assert f.exit_code == 0, f.explain()
+    notes = "\n".join(f.report.get("notes") or [])
+    assert "no firmware entry could be made" in notes, notes
+    assert "did not boot with UEFI" in notes, notes
+    assert not any(s["type"] == "efi-entry" for s in f.report["steps"]), f.report["steps"]
+    assert any("GRUB for UEFI" in c for c in f.report["changes"]), f.report["changes"]
+    assert f.booted is not None and f.booted.ok, f.explain()
+    assert f.booted.host == "drill-b", f.explain()
