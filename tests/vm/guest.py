@@ -133,17 +133,7 @@ class Guest:
         attached = [(materialise(d, rundir, i), d) for i, d in enumerate(self.disks)]
         root = DiskSpec(path=self.image.rootfs, serial=ROOT_SERIAL, snapshot=True)
         console = rundir / "console.log"
-        virtio_before_root = sum(1 for d in self.disks if d.bus == "virtio")
-        uefi = self.firmware == "uefi"
-        argv = qemu_argv(
-            disks=attached + [(self.image.rootfs, root)], console=console,
-            mem_mb=self.mem_mb, cpus=self.cpus,
-            # OVMF loads the bzImage through its EFI stub; the bare vmlinux
-            # (PVH entry) is for SeaBIOS/qemu's own loader only
-            kernel=self.image.directory / "vmlinuz" if uefi else self.image.kernel,
-            initrd=self.image.initrd, append=self._cmdline(root_device(virtio_before_root)),
-            shares=shares, nic=self.nic,
-            firmware=Firmware(Path(self.ovmf_vars)) if uefi else None)
+        argv = self.argv(attached, root, console, shares)
         machine = Machine(argv, console, rundir / "qemu.stderr")
         ready_file = control / "ready"
         booted = None  # seconds from qemu's start to the command's
@@ -175,6 +165,21 @@ class Guest:
         log.info("guest run: exit %s in %.1f s (command started after %s s)", result.exit_code,
                  result.seconds, result.boot_seconds)
         return result
+
+    def argv(self, attached: list[tuple[Path, DiskSpec]], root: DiskSpec, console: Path,
+             shares: list[Share]) -> list[str]:
+        """qemu's command line for one run (the root disk after the test disks)."""
+        virtio_before_root = sum(1 for _, d in attached if d.bus == "virtio")
+        uefi = self.firmware == "uefi"
+        return qemu_argv(
+            disks=attached + [(self.image.rootfs, root)], console=console,
+            mem_mb=self.mem_mb, cpus=self.cpus,
+            # OVMF loads the bzImage through its EFI stub; the bare vmlinux
+            # (PVH entry) is for SeaBIOS/qemu's own loader only
+            kernel=self.image.directory / "vmlinuz" if uefi else self.image.kernel,
+            initrd=self.image.initrd, append=self._cmdline(root_device(virtio_before_root)),
+            shares=shares, nic=self.nic,
+            firmware=Firmware(Path(self.ovmf_vars)) if uefi else None)
 
     def _shares(self) -> tuple[list[Share], list[str]]:
         shares, mounts = [], []

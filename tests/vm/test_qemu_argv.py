@@ -103,3 +103,23 @@ def test_guest_uefi_needs_a_vars_file_and_counts_only_virtio_disks_before_root()
         Guest(None, firmware="uefi")
     with pytest.raises(ValueError, match="firmware"):
         Guest(None, firmware="coreboot")
+
+
+def test_guest_argv_with_sata_nvme_disks_uefi_and_a_nic(tmp_path):
+    from .guest import Guest, GuestImage
+    image = GuestImage(directory=tmp_path, kernel=tmp_path / "vmlinux", initrd=tmp_path / "initrd",
+                       rootfs=tmp_path / "root.img", root_uuid="u", kernel_version="k", key="x")
+    g = Guest(image, [DiskSpec(64, bus="sata"), DiskSpec(64, bus="virtio"), DiskSpec(64, bus="nvme")],
+              firmware="uefi", ovmf_vars=tmp_path / "VARS.fd", nic=Nic(mac="52:54:00:00:00:09"))
+    attached = [(tmp_path / f"d{i}.img", d) for i, d in enumerate(g.disks)]
+    root = DiskSpec(path=image.rootfs, snapshot=True)
+    argv = g.argv(attached, root, tmp_path / "console.log", [])
+    # one virtio test disk before the root disk: root is vdb
+    assert "root=/dev/vdb" in argv[argv.index("-append") + 1]
+    assert argv[argv.index("-kernel") + 1] == str(tmp_path / "vmlinuz")  # EFI stub under OVMF
+    assert any(a.startswith("if=pflash") and "VARS.fd" in a for a in argv)
+    assert "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:09,addr=0x5" in argv
+    bios = Guest(image, [DiskSpec(64)]).argv([(tmp_path / "d.img", DiskSpec(64))], root,
+                                              tmp_path / "c", [])
+    assert argv[0] and bios[bios.index("-kernel") + 1] == str(tmp_path / "vmlinux")
+    assert "-netdev" not in bios and not any("pflash" in a for a in bios)
