@@ -23,7 +23,7 @@ systemctl --failed --no-legend || true
 say "Amanda: config $CONFIG, DLEs $DLES"
 C=/etc/amanda/$CONFIG
 S=/var/lib/amanda/$CONFIG
-mkdir -p $C $S/log $S/index $S/curinfo $J/holding
+mkdir -p $C $S/log $S/index $S/curinfo $J/holding $J/amanda-out
 for i in 1 2 3 4; do mkdir -p $J/vtapes/slot$i; done
 cat > $C/amanda.conf <<EOT
 org "$CONFIG"
@@ -92,7 +92,7 @@ for d in $DLES; do
   echo "localhost $d drill-gnutar" >> $C/disklist
 done
 cat $C/disklist
-chown -R backup:backup $C $S $J/vtapes $J/holding
+chown -R backup:backup $C $S $J/vtapes $J/holding $J/amanda-out
 as_backup() { runuser -u backup -- "$@"; }
 as_backup amcheck -s $CONFIG || true
 mark amanda_config
@@ -103,8 +103,9 @@ dump_rc=$?
 set -e
 mark amdump
 echo "amdump exit $dump_rc"
-as_backup amreport $CONFIG -f $J/amreport.txt || true
+as_backup amreport $CONFIG -f $J/amanda-out/amreport.txt || true
 as_backup amadmin $CONFIG find > $J/amadmin-find.txt
+cp $J/amanda-out/amreport.txt $J/amreport.txt 2>/dev/null || true
 cat $J/amadmin-find.txt
 ls -l $J/vtapes/slot*/ || true
 

@@ -8,7 +8,7 @@ ${AMDR_CACHE:-/var/cache/amanda-dr}/drill/:
   disks-L-KEY        the tree unpacked onto real disks inside the VM-tier guest
                      (its kernel has md, dm and vfat; it runs udev): partitions,
                      MD/LVM, filesystems, fstab by UUID, network, grub-install,
-                     initramfs (install.sh)
+                     update-grub (install.sh; the initrd is the tree's, made natively)
   backup-L-KEY       a copy of those disks booted once as themselves (their own
                      grub and firmware, qemu's `pc` machine): a real `amdump` of
                      every filesystem onto vtapes, then `amdr-essentials run`
@@ -330,6 +330,7 @@ def ensure_backup(layout: str, progress=log.info) -> Path:
         return {"layout": layout, "host": lay.host, "disks_key": disks_dir.name,
                 "bundle": str(bundles[-1].relative_to(work)),
                 "amadmin_find": _read(job / "amadmin-find.txt"),
+                "amreport": _read(job / "amreport.txt"),
                 "first_boot": {"ok": b.ok, "seconds": b.seconds, "host": b.host, "root": b.root,
                                "mounts": b.mounts, "swaps": b.swaps, "net": b.net,
                                "failed_units": b.failed_units, "state": b.state,
