@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= /usr/bin/python3
 
-.PHONY: setup test unit demo bench vm-image clean
+.PHONY: setup test unit demo bench vm-image drill-sources clean
 
 # make setup: the Debian packages come from the tool inventory
 # (essentials/inventory.py), the project's Python dependencies from Debian too,
@@ -32,6 +32,11 @@ unit:
 # `make test` builds it when missing
 vm-image:
 	$(PY) -m tests.vm.image
+
+# the boot drill's three source systems (tests/drill/systems.py: trees, disks,
+# a first boot with amdump + amdr-essentials), cached in /var/cache/amanda-dr/drill/ (AMDR_CACHE)
+drill-sources:
+	$(PY) -m tests.drill.systems a b c
 
 demo:
 	$(PY) -m tests.lab.demo

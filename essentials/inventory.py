@@ -219,6 +219,10 @@ TOOLS: tuple[Tool, ...] = (
     Tool("qemu-system-x86_64", "qemu-system-x86", ("tests",)),
     Tool("qemu-img", "qemu-utils", ("tests",)),
     Tool("debootstrap", "debootstrap", ("tests",)),
+    # the boot drill (tests/drill): its trees are tarred with zstd, UEFI systems boot OVMF
+    Tool("zstd", "zstd", ("tests",), ("zstd", "-V")),
+    Tool("OVMF", "ovmf", ("tests",), ("test", "-r", "/usr/share/OVMF/OVMF_CODE.fd"),
+         versioned=False, note="UEFI firmware for qemu (the boot drill's layout b)"),
     Tool("tmux", "tmux", ("tests",), ("tmux", "-V")),
     Tool("git", "git", ("tests",)),
     Tool("make", "make", ("tests",)),

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from .image import DEFAULT_BUILD_DIR, PROJECT, GuestImage, build_guest
 from .recipe import GUEST_INIT_PATH
-from .qemu import DiskSpec, Machine, Share, materialise, qemu_argv
+from .qemu import DiskSpec, Firmware, Machine, Nic, Share, materialise, qemu_argv
 
-__all__ = ["DiskSpec", "Guest", "GuestError", "GuestImage", "GuestTimeout", "Result", "Share",
+__all__ = ["DiskSpec", "Firmware", "Guest", "Nic", "GuestError", "GuestImage", "GuestTimeout", "Result", "Share",
            "build_guest", "DEFAULT_BUILD_DIR"]
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,30 @@ class Guest:
     `shares` are extra host directories as {guest_path: host_path}
     (read-write) or {guest_path: (host_path, "ro")}; `append` adds kernel
     parameters (e.g. "loglevel=7" to see the kernel on the console log).
+
+    `firmware="uefi"` boots OVMF through pflash with `ovmf_vars` (the
+    caller's copy, written by the guest: efibootmgr's entries land there),
+    still by direct kernel boot (the bzImage's EFI stub), so the guest has
+    /sys/firmware/efi and can mount efivarfs.  `nic` adds a NIC on qemu's
+    user network (the guest's init does not configure it).  Disks may sit on
+    "virtio", "sata" or "nvme" (DiskSpec.bus); the root disk stays virtio.
     """
 
     def __init__(self, image: GuestImage, disks: list[DiskSpec] = (), mem_mb: int = 1024,
                  cpus: int = 2, *, project: Path | None = PROJECT,
-                 shares: dict[str, Path | tuple[Path, str]] | None = None, append: str = ""):
+                 shares: dict[str, Path | tuple[Path, str]] | None = None, append: str = "",
+                 firmware: str = "bios", ovmf_vars: Path | None = None, nic: Nic | None = None):
+        if firmware not in ("bios", "uefi"):
+            raise ValueError(f"firmware {firmware!r}: bios or uefi")
+        if firmware == "uefi" and ovmf_vars is None:
+            raise ValueError("firmware='uefi' needs ovmf_vars (a writable copy of OVMF_VARS.fd)")
         self.image = image
         self.disks = list(disks)
         self.mem_mb, self.cpus = mem_mb, cpus
         self.project = project
         self.shares = dict(shares or {})
         self.append = append
+        self.firmware, self.ovmf_vars, self.nic = firmware, ovmf_vars, nic
 
     def run(self, command: str, timeout: float = 600, *, boot_timeout: float = 300,
             keep_dir: Path | None = None) -> Result:
@@ -120,11 +133,7 @@ class Guest:
         attached = [(materialise(d, rundir, i), d) for i, d in enumerate(self.disks)]
         root = DiskSpec(path=self.image.rootfs, serial=ROOT_SERIAL, snapshot=True)
         console = rundir / "console.log"
-        argv = qemu_argv(
-            disks=attached + [(self.image.rootfs, root)], console=console,
-            mem_mb=self.mem_mb, cpus=self.cpus, kernel=self.image.kernel,
-            initrd=self.image.initrd, append=self._cmdline(root_device(len(attached))),
-            shares=shares)
+        argv = self.argv(attached, root, console, shares)
         machine = Machine(argv, console, rundir / "qemu.stderr")
         ready_file = control / "ready"
         booted = None  # seconds from qemu's start to the command's
@@ -157,6 +166,21 @@ class Guest:
                  result.seconds, result.boot_seconds)
         return result
 
+    def argv(self, attached: list[tuple[Path, DiskSpec]], root: DiskSpec, console: Path,
+             shares: list[Share]) -> list[str]:
+        """qemu's command line for one run (the root disk after the test disks)."""
+        virtio_before_root = sum(1 for _, d in attached if d.bus == "virtio")
+        uefi = self.firmware == "uefi"
+        return qemu_argv(
+            disks=attached + [(self.image.rootfs, root)], console=console,
+            mem_mb=self.mem_mb, cpus=self.cpus,
+            # OVMF loads the bzImage through its EFI stub; the bare vmlinux
+            # (PVH entry) is for SeaBIOS/qemu's own loader only
+            kernel=self.image.directory / "vmlinuz" if uefi else self.image.kernel,
+            initrd=self.image.initrd, append=self._cmdline(root_device(virtio_before_root)),
+            shares=shares, nic=self.nic,
+            firmware=Firmware(Path(self.ovmf_vars)) if uefi else None)
+
     def _shares(self) -> tuple[list[Share], list[str]]:
         shares, mounts = [], []
         if self.project is not None:
@@ -175,7 +199,8 @@ class Guest:
 
 
 def root_device(index: int) -> str:
-    """The root disk's name: it is attached after the test disks, and virtio
+    """The root disk's name: it is attached after the test disks (`index` is
+    how many of those are virtio: SATA and NVMe disks have names of their own), and virtio
     disks are named in PCI order (vda, ..., vdz, vdaa, ...), which qemu
     assigns in command-line order.  (The initrd has no udev for by-id names.)"""
     name = ""
