@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= /usr/bin/python3
 
-.PHONY: setup test unit demo bench vm-image drill-sources clean
+.PHONY: setup test unit demo bench vm-image drill-sources drill clean
 
 # make setup: the Debian packages come from the tool inventory
 # (essentials/inventory.py), the project's Python dependencies from Debian too,
@@ -37,6 +37,11 @@ vm-image:
 # a first boot with amdump + amdr-essentials), cached in /var/cache/amanda-dr/drill/ (AMDR_CACHE)
 drill-sources:
 	$(PY) -m tests.drill.systems a b c
+
+# the boot drill: each source system recovered onto other disks, bus and NIC, then booted;
+# prints a table per layout, the last line `drill: N/N layouts booted` (make test runs it too)
+drill: drill-sources
+	$(PY) -m tests.drill.run
 
 demo:
 	$(PY) -m tests.lab.demo

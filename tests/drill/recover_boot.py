@@ -61,16 +61,23 @@ class Drill:
         return "\n".join(out)
 
 
+# the site's recovery key (no passphrase, a test key), copied where gpg may write
+KEYS = """
+set -u
+cp -a /drill-keys /root/gnupg && chmod 700 /root/gnupg
+"""
+KEY_OPTS = "--gnupghome /root/gnupg"
+
+
 def script(src: Source) -> str:
     """The recovery, as the field engineer would type it (with --yes: no terminal)."""
     bundle = f"/drill/{src.bundle.name}"
-    return f"""
-set -u
+    return KEYS + f"""
 stamp() {{ echo "AMDR-T $1 $(cut -d' ' -f1 /proc/uptime)"; }}
 mkdir -p {TARGET}
 stamp start
-python3 -m recovery.cli recover --bundle {bundle} --vtapes /drill-vtapes \\
-    --target {TARGET} --yes --report /out/restore.json
+python3 -m recovery.cli recover --bundle {bundle} {KEY_OPTS} --vtapes /drill-vtapes \\
+    --amanda-host {src.amanda_host} --target {TARGET} --yes --report /out/restore.json
 rc=$?
 stamp recovered
 cp {TARGET}.amdr/finalize-report.json /out/ 2>/dev/null
@@ -111,7 +118,7 @@ def run(layout: str, guest_image, workdir: Path, boot_timeout: float = 600) -> D
     subprocess.run(["chmod", "-R", "a+rX", str(src.vtapes)], check=True)
     guest = Guest(guest_image, disks, mem_mb=1536,
                   shares={"/drill": (src.bundle.parent, "ro"), "/drill-vtapes": (src.vtapes, "ro"),
-                          "/out": out},
+                          "/drill-keys": (src.gnupghome, "ro"), "/out": out},
                   firmware=src.firmware, ovmf_vars=vars_file,
                   nic=Nic(mac=hw["mac"], addr=NIC_SLOT))
     t0 = time.monotonic()
@@ -161,7 +168,7 @@ def check(d: Drill) -> list[str]:
             bad.append(f"{mp} is not mounted (mounted: {sorted(active)})")
     if src.swap and not b.swaps:
         bad.append("no swap is on")
-    nic = [n for n in b.net if n.get("addr") == src.address]
+    nic = [n for n in b.net if n.get("addr") == src.address and n.get("dev") == "ens3"]
     if not nic:
         bad.append(f"no NIC has {src.address}: {b.net}")
     elif str(nic[0].get("mac", "")).lower() != HARDWARE[d.layout]["mac"]:
@@ -217,11 +224,10 @@ def fallback(d: Drill, guest_image, workdir: Path, boot_timeout: float = 600) ->
     out = workdir / "fallback-out"
     out.mkdir(parents=True, exist_ok=True)
     bundle = f"/drill/{src.bundle.name}"
-    cmd = f"""
-set -u
+    cmd = KEYS + f"""
 mkdir -p {TARGET}
-python3 -m recovery.cli mount --bundle {bundle} --target {TARGET} || exit 7
-python3 -m recovery.cli finalize --bundle {bundle} --target {TARGET} --restart
+python3 -m recovery.cli mount --bundle {bundle} {KEY_OPTS} --target {TARGET} || exit 7
+python3 -m recovery.cli finalize --bundle {bundle} {KEY_OPTS} --target {TARGET} --restart
 rc=$?
 cp {TARGET}.amdr/finalize-report.json /out/ 2>/dev/null
 python3 -m recovery.cli umount --target {TARGET} || rc=$((rc ? rc : 9))
@@ -229,6 +235,7 @@ exit $rc
 """
     disks = [DiskSpec(path=p, bus=bus) for p, (bus, _) in zip(d.disks, hw["disks"])]
     r = Guest(guest_image, disks, mem_mb=1536, shares={"/drill": (src.bundle.parent, "ro"),
+                                                        "/drill-keys": (src.gnupghome, "ro"),
                                                         "/out": out},
               nic=Nic(mac=hw["mac"], addr=NIC_SLOT)).run(cmd, timeout=1200,
                                                           keep_dir=workdir / "fallback")
