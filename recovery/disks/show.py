@@ -92,6 +92,8 @@ def refs(actions) -> dict[str, list[str]]:
 
 def describe(a) -> str:
     """What the action does, in one sentence."""
+    if hasattr(a, "what"):  # finalize's actions say it themselves
+        return a.what()
     t = a.type
     if t == "preflight":
         s = ("check before changing anything that these are installed: "

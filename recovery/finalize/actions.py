@@ -52,6 +52,9 @@ class ScrubPseudo(Action):
     def dirs(self):
         return [(inside(self.target, d), mode) for d, mode in PSEUDO]
 
+    def what(self) -> str:
+        return "empty what the backup restored into /proc, /sys, /dev, /run; /tmp 1777"
+
     def steps(self) -> list[Step]:
         out = []
         for path, mode in self.dirs():
@@ -89,6 +92,10 @@ class ChrootBinds(Action):
                         inside(t, EFIVARS)))
         return out
 
+    def what(self) -> str:
+        return ("bind the live /dev, /dev/pts, /proc, /sys, /run"
+                + (" and efivarfs" if self.efivars else "") + " into the target")
+
     def steps(self) -> list[Step]:
         return [Step(argv) for argv, _ in self.mounts()]
 
@@ -114,6 +121,9 @@ class Unbind(Action):
         return [where for _, where in reversed(ChrootBinds(self.id, self.target,
                                                            self.efivars).mounts())]
 
+    def what(self) -> str:
+        return "take the chroot's binds down again"
+
     def steps(self) -> list[Step]:
         return [Step(["umount", p]) for p in self.points()]
 
@@ -135,6 +145,10 @@ class WriteFile(Action):
     why: str = ""
     diff: str = ""
     type = "write"
+
+    def what(self) -> str:
+        return (f"rewrite {self.path} (the original kept as {self.path}{ORIG_SUFFIX}): {self.why}"
+                if self.existed else f"write {self.path}: {self.why}")
 
     def steps(self) -> list[Step]:
         full = inside(self.target, self.path)
@@ -166,6 +180,9 @@ class SetAside(Action):
     why: str = ""
     type = "set-aside"
 
+    def what(self) -> str:
+        return f"move {self.path} aside: {self.why}"
+
     def steps(self) -> list[Step]:
         full = inside(self.target, self.path)
         return [Step(["mv", full, full + ORIG_SUFFIX])]
@@ -179,6 +196,9 @@ class Initramfs(Action):
     target: str = ""
     tool: str = "update-initramfs"   # or dracut
     type = "initramfs"
+
+    def what(self) -> str:
+        return "make the initramfs again on this hardware (its drivers, arrays, NIC names)"
 
     def steps(self) -> list[Step]:
         if self.tool == "dracut":
@@ -197,6 +217,9 @@ class GrubBios(Action):
     debconf: list[str] = field(default_factory=list)  # names stored for grub-pc
     tool: str = "grub-install"
     type = "grub-bios"
+
+    def what(self) -> str:
+        return f"install GRUB for BIOS on {', '.join(self.devices)}"
 
     def steps(self) -> list[Step]:
         out = [Step(chroot(self.target, self.tool, "--target=i386-pc", d)) for d in self.devices]
@@ -219,6 +242,10 @@ class GrubEfi(Action):
     tool: str = "grub-install"
     type = "grub-efi"
 
+    def what(self) -> str:
+        return (f"install GRUB for UEFI in EFI/{self.bootloader_id}/ and at the fallback path "
+                f"EFI/BOOT/BOOTX64.EFI")
+
     def steps(self) -> list[Step]:
         base = [self.tool, "--target=x86_64-efi", f"--efi-directory={self.esp}", "--no-nvram"]
         return [Step(chroot(self.target, *base, f"--bootloader-id={self.bootloader_id}")),
@@ -238,6 +265,10 @@ class EfiEntry(Action):
     delete: list[str] = field(default_factory=list)
     type = "efi-entry"
     journaled = False  # planned from the NVRAM as it is: nothing planned when right
+
+    def what(self) -> str:
+        return (f"one firmware entry {self.label!r} -> {self.loader}, first in BootOrder"
+                + (f"; remove {', '.join(self.delete)}" if self.delete else ""))
 
     def steps(self) -> list[Step]:
         out = [Step(["efibootmgr", "-q", "-b", n, "-B"]) for n in self.delete]
@@ -264,6 +295,9 @@ class UpdateGrub(Action):
     argv: list[str] = field(default_factory=lambda: ["update-grub"])
     type = "grub-config"
 
+    def what(self) -> str:
+        return "make GRUB's configuration again"
+
     def steps(self) -> list[Step]:
         return [Step(chroot(self.target, *self.argv))]
 
@@ -277,6 +311,9 @@ class SetCaps(Action):
     files: list[list[str]] = field(default_factory=list)  # [path, caps]
     type = "capabilities"
 
+    def what(self) -> str:
+        return f"set {len(self.files)} file capabilities a tar backup dropped"
+
     def steps(self) -> list[Step]:
         return [Step(["setcap", caps, inside(self.target, path)]) for path, caps in self.files]
 
@@ -287,6 +324,9 @@ class Autorelabel(Action):
 
     target: str = ""
     type = "autorelabel"
+
+    def what(self) -> str:
+        return "have SELinux relabel every file at first boot"
 
     def steps(self) -> list[Step]:
         return [Step(["touch", inside(self.target, ".autorelabel")])]

@@ -114,39 +114,29 @@ def classify(token: str) -> tuple[str, str] | None:
     return None
 
 
-def _fields(line: str) -> list[str]:
-    body = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
-    return body.split()
+def _table(text: str, file: str, col: int, where) -> list[Ref]:
+    """fstab and crypttab: the device in column `col`, options in column 3."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        f = line.split()
+        if len(f) <= col or classify(f[col]) is None:
+            continue
+        opts = f[3].split(",") if len(f) > 3 else []
+        if col == 0 and ("bind" in opts or "rbind" in opts):
+            continue
+        out.append(Ref(file, n, line, f[col], where(f),
+                       optional="noauto" in opts or "nofail" in opts))
+    return out
 
 
 def in_fstab(text: str, file: str = "/etc/fstab") -> list[Ref]:
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("#"):
-            continue
-        f = line.split()
-        if len(f) < 2 or classify(f[0]) is None:
-            continue
-        opts = f[3].split(",") if len(f) > 3 else []
-        if "bind" in opts or "rbind" in opts:
-            continue
-        out.append(Ref(file, n, line, f[0], "fstab device",
-                       optional="noauto" in opts or "nofail" in opts))
-    return out
+    return _table(text, file, 0, lambda f: "fstab device")
 
 
 def in_crypttab(text: str, file: str = "/etc/crypttab") -> list[Ref]:
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("#"):
-            continue
-        f = line.split()
-        if len(f) < 2 or classify(f[1]) is None:
-            continue
-        opts = f[3].split(",") if len(f) > 3 else []
-        out.append(Ref(file, n, line, f[1], f"crypttab device of {f[0]}",
-                       optional="noauto" in opts or "nofail" in opts))
-    return out
+    return _table(text, file, 1, lambda f: f"crypttab device of {f[0]}")
 
 
 def in_resume(text: str, file: str) -> list[Ref]:
