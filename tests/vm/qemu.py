@@ -137,7 +137,7 @@ def qemu_argv(*, disks: list[tuple[Path, DiskSpec]], console: Path, mem_mb: int 
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.code}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={firmware.vars}"]
     if nic is not None:
-        # first of the PCI devices: its slot must still be free (prototype pitfall 6)
+        # first of the PCI devices: its slot must still be free (tests/drill/README.md, pitfall 6)
         dev = f"{nic.model},netdev=n0,mac={nic.mac}"
         if nic.addr is not None:
             dev += f",addr={nic.addr:#x}"
