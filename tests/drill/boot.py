@@ -32,6 +32,14 @@ from pathlib import Path
 from tests.vm.qemu import DiskSpec, Firmware, Machine, Nic, Share, qemu_argv
 
 MARK = re.compile(r"AMDR-([A-Z]+(?:-[A-Z]+)*)(?: (.*))?$")
+# where a boot ends without ever reaching the marker: no need to wait for the timeout
+DEAD_ENDS = (
+    ("(initramfs) ", "dropped to the initramfs shell"),
+    ("Kernel panic - not syncing", "kernel panic"),
+    ("grub rescue>", "GRUB rescue prompt"),
+    ("No bootable device", "the firmware found no bootable disk"),
+    ("BdsDxe: No bootable option", "the firmware found no bootable option"),
+)
 _KV = re.compile(r"(\w+)=(\S*)")
 TAIL = 4000
 
@@ -77,6 +85,23 @@ def parse_markers(console: str) -> dict:
     return out
 
 
+WAIT_ROOT = "Waiting for root file system"
+ROOT_FOUND = "/scripts/local-bottom"  # initramfs-tools: the root was found and mounted
+
+
+def dead_end(console: str) -> str | None:
+    """Why a console shows a boot that will never reach the marker, or None."""
+    for needle, why in DEAD_ENDS:
+        if needle in console:
+            return why
+    return None
+
+
+def alerts(console: str) -> list[str]:
+    """The initramfs's ALERT! lines (what it waited for and did not find)."""
+    return [ln[ln.find("ALERT!"):].strip() for ln in console.splitlines() if "ALERT!" in ln]
+
+
 @dataclass
 class Booted:
     ok: bool  # AMDR-BOOT-OK seen
@@ -98,6 +123,7 @@ class Booted:
     powered_off: bool = False  # the system powered itself off (else: killed)
     argv: list[str] = field(default_factory=list)
     qemu_stderr: str = ""
+    stuck: str | None = None  # a dead end seen on the console (the boot was stopped there)
 
     @property
     def mountpoints(self) -> list[str]:
@@ -106,7 +132,7 @@ class Booted:
     def explain(self) -> str:
         """A readable account for assertion messages."""
         if not self.ok:
-            head = "NO BOOT: AMDR-BOOT-OK never appeared"
+            head = "NO BOOT: AMDR-BOOT-OK never appeared" + (f" ({self.stuck})" if self.stuck else "")
         else:
             head = f"booted in {self.seconds:.1f} s: host={self.host} root={self.root}"
         mounts = ", ".join("{}={}({})".format(m.get("target"), m.get("source"), m.get("fstype"))
@@ -130,26 +156,28 @@ def boot(disks: list[tuple[Path, str]], *, firmware: str, ovmf_vars: Path | None
          machine: str = "q35", nic_addr: int | None = 5, timeout: float = 600,
          shares: list[Share] = (), writable: bool = False, serials: list[str] | None = None,
          grace: float = 60, mem_mb: int = 1024, nic_model: str = "virtio-net-pci",
-         keep_dir: Path | None = None) -> Booted:
+         keep_dir: Path | None = None, root_wait: float | None = None) -> Booted:
     """Boot `disks` [(image, bus)] on `machine` and wait (up to `timeout` s) for the marker.
 
     The first disk is the one the firmware boots.  `firmware` is "bios" or
     "uefi" (then `ovmf_vars`, copied before use); the NIC (`mac`, PCI slot
     `nic_addr`) is on qemu's user network.  `shares` are 9p shares for the
-    system (the drill's first boot uses the tag `drilljob`)."""
+    system (the drill's first boot uses the tag `drilljob`).  With `root_wait`,
+    an initramfs that has waited that many seconds for the root filesystem
+    is taken as stuck (Debian's waits 180 s before its shell)."""
     if firmware not in ("bios", "uefi"):
         raise ValueError(f"firmware {firmware!r}: bios or uefi")
     if keep_dir is not None:
         Path(keep_dir).mkdir(parents=True, exist_ok=True)
         return _boot(Path(keep_dir), disks, firmware, ovmf_vars, mac, machine, nic_addr, timeout,
-                     shares, writable, serials, grace, mem_mb, nic_model)
+                     shares, writable, serials, grace, mem_mb, nic_model, root_wait)
     with tempfile.TemporaryDirectory(prefix="amdr-boot-") as tmp:
         return _boot(Path(tmp), disks, firmware, ovmf_vars, mac, machine, nic_addr, timeout,
-                     shares, writable, serials, grace, mem_mb, nic_model)
+                     shares, writable, serials, grace, mem_mb, nic_model, root_wait)
 
 
 def _boot(rundir, disks, firmware, ovmf_vars, mac, machine, nic_addr, timeout, shares, writable,
-          serials, grace, mem_mb, nic_model) -> Booted:
+          serials, grace, mem_mb, nic_model, root_wait=None) -> Booted:
     fw = None
     if firmware == "uefi":
         if ovmf_vars is None:
@@ -169,11 +197,24 @@ def _boot(rundir, disks, firmware, ovmf_vars, mac, machine, nic_addr, timeout, s
     machine_ = Machine(argv, console, rundir / "qemu.stderr")
     seen_at = None
     powered_off = False
+    stuck = None
+    waiting_since = None
     with machine_:
         while True:
             status = machine_.poll()
-            if seen_at is None and "AMDR-BOOT-OK" in machine_.console_text():
+            text = machine_.console_text()
+            if seen_at is None and "AMDR-BOOT-OK" in text:
                 seen_at = machine_.seconds
+            if seen_at is None and (stuck := dead_end(text)):
+                time.sleep(2)  # the rest of the message reaches the console
+                break
+            if root_wait is not None and seen_at is None:
+                if waiting_since is None and WAIT_ROOT in text:
+                    waiting_since = machine_.seconds
+                if (waiting_since is not None and ROOT_FOUND not in text
+                        and machine_.seconds - waiting_since > root_wait):
+                    stuck = f"the initramfs waited {root_wait:.0f} s for the root filesystem"
+                    break
             if status is not None:
                 powered_off = seen_at is not None
                 break
@@ -191,4 +232,5 @@ def _boot(rundir, disks, firmware, ovmf_vars, mac, machine, nic_addr, timeout, s
                   failed_units=facts["failed_units"], state=facts["state"],
                   complete=facts["complete"], kernel=facts["kernel"], cmdline=facts["cmdline"],
                   job_exit=facts["job_exit"], console=text, qemu_seconds=round(qemu_seconds, 1),
-                  powered_off=powered_off, argv=argv, qemu_stderr=machine_.qemu_stderr())
+                  powered_off=powered_off, argv=argv, qemu_stderr=machine_.qemu_stderr(),
+                  stuck=stuck)

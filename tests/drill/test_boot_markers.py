@@ -60,3 +60,20 @@ def test_explain_names_what_is_missing():
     text = b.explain()
     assert "booted in 42.0 s" in text and "/srv=/dev/vda3(xfs)" in text
     assert "ssh.service" in text and b.mountpoints == ["/", "/srv"]
+
+
+STUCK = """\
+Begin: Running /scripts/local-block ... mdadm: No devices listed in conf file were found.
+done.
+Gave up waiting for root file system device.  Common problems:
+ALERT!  UUID=3b666b74-9b57-4c88-a078-a49d17be6e4c does not exist.  Dropping to a shell!
+(initramfs) """
+
+
+def test_a_boot_stuck_in_the_initramfs_is_a_dead_end_with_its_alert():
+    from .boot import alerts, dead_end
+    assert dead_end(STUCK) == "dropped to the initramfs shell"
+    assert alerts(STUCK) == ["ALERT!  UUID=3b666b74-9b57-4c88-a078-a49d17be6e4c does not exist."
+                             "  Dropping to a shell!"]
+    assert dead_end(CONSOLE) is None and alerts(CONSOLE) == []
+    assert dead_end("SeaBIOS\nNo bootable device.  Retrying in 60 seconds.") is not None
