@@ -39,9 +39,10 @@ drill-sources:
 	$(PY) -m tests.drill.systems a b c
 
 # the boot drill: each source system recovered onto other disks, bus and NIC, then booted;
-# prints a table per layout, the last line `drill: N/N layouts booted` (make test runs it too)
+# prints a table per layout, the last line `drill: N/N layouts booted` (make test runs it too,
+# two at a time); DRILL_ARGS="--jobs 2 a c" picks layouts and how many run at once
 drill: drill-sources
-	$(PY) -m tests.drill.run
+	$(PY) -m tests.drill.run $(DRILL_ARGS)
 
 demo:
 	$(PY) -m tests.lab.demo

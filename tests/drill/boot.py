@@ -148,6 +148,10 @@ class Booted:
                  f"  kernel: {self.kernel} cmdline: {self.cmdline}"]
         if self.qemu_stderr.strip():
             lines.append(f"  qemu: {self.qemu_stderr.strip()[-500:]}")
+        marks = [ln[ln.find("AMDR-"):].rstrip() for ln in self.console.splitlines()
+                 if "AMDR-" in ln]
+        lines.append("--- AMDR lines of the whole console ---")
+        lines.extend(marks or ["(none)"])
         lines.append(f"--- console (tail) ---\n{self.console[-TAIL:]}")
         return "\n".join(lines)
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import subprocess
 import time
@@ -166,6 +169,8 @@ def check(d: Drill) -> list[str]:
     if b is None or not b.ok:
         return ["the restored disks did not boot to the marker"]
     bad = []
+    if not b.complete:
+        bad.append("the marker stops after AMDR-BOOT-OK (no AMDR-BOOT-END): its lines were lost")
     if b.host != src.host:
         bad.append(f"hostname {b.host}, expected {src.host}")
     active = {m.get("target") for m in b.mounts}
@@ -264,3 +269,50 @@ exit $rc
                       firmware="uefi", ovmf_vars=fresh, mac=hw["mac"], machine="q35",
                       nic_addr=NIC_SLOT, timeout=boot_timeout)
     return Fallback(r.exit_code, r.stdout, r.stderr, report, booted)
+
+
+@dataclass
+class DrillSet:
+    drills: dict[str, Drill]
+    fallback: Fallback | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # layout -> traceback of a crash
+
+
+def run_all(layouts: list[str], guest_image, jobs: int = 1,
+            with_fallback: bool = False) -> DrillSet:
+    """Every layout's drill, `jobs` at a time (each guest is one qemu, mostly
+    one busy vCPU under TCG: two at a time use this 2-core host's both cores).
+    With `with_fallback`, layout b's UEFI fallback follows b in b's worker.
+    Each drill has its own workdir, disks, NVRAM and user-mode network; a
+    drill that crashes is recorded in `errors` and the others go on."""
+    out = DrillSet({})
+    lock = threading.Lock()
+
+    def one(layout):
+        try:
+            d = run(layout, guest_image, workdir_for(layout))
+            with lock:
+                out.drills[layout] = d
+            if with_fallback and layout == "b" and not check(d):
+                f = fallback(d, guest_image, workdir_for("b"))
+                with lock:
+                    out.fallback = f
+        except Exception:  # noqa: BLE001 - reported per layout, the rest go on
+            with lock:
+                out.errors[layout] = traceback.format_exc()
+
+    # the longest chain first (b and its fallback), so the workers end together
+    order = sorted(layouts, key=lambda x: (x != "b" or not with_fallback, x))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for f in [pool.submit(one, x) for x in order]:
+            f.result()
+    out.drills = {x: out.drills[x] for x in layouts if x in out.drills}
+    return out
+
+
+def jobs_default() -> int:
+    """AMDR_DRILL_JOBS, else 2 where the host has two cores or more."""
+    env = os.environ.get("AMDR_DRILL_JOBS")
+    if env:
+        return max(1, int(env))
+    return 2 if (os.cpu_count() or 1) >= 2 else 1

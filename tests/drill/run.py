@@ -6,6 +6,7 @@ all booted.  The same runs as tests/drill/test_drill.py, without pytest.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from tests.vm.guest import build_guest
@@ -14,13 +15,19 @@ from . import recover_boot
 
 
 def main(argv=None) -> int:
-    layouts = (argv if argv is not None else sys.argv[1:]) or ["a", "b", "c"]
+    ap = argparse.ArgumentParser(prog="make drill", description=__doc__.splitlines()[0])
+    ap.add_argument("layouts", nargs="*", default=["a", "b", "c"])
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="drills at a time (default 1: each layout's seconds uncontended)")
+    args = ap.parse_args(argv)
     image = build_guest()
-    results = []
-    for layout in layouts:
-        print(f"drill {layout}: recovering ...", flush=True)
-        d = recover_boot.run(layout, image, recover_boot.workdir_for(layout))
-        results.append(d)
+    print(f"drill {' '.join(args.layouts)}: recovering, {args.jobs} at a time ...", flush=True)
+    ds = recover_boot.run_all(args.layouts, image, jobs=args.jobs)
+    for layout, tb in ds.errors.items():
+        print(f"drill {layout}: CRASHED\n{tb}", flush=True)
+    results = list(ds.drills.values())
+    for d in results:
+        layout = d.layout
         problems = recover_boot.check(d)
         print(f"drill {layout}: " + ("booted" if not problems else "; ".join(problems)),
               flush=True)
@@ -33,8 +40,8 @@ def main(argv=None) -> int:
     for d in results:
         print(recover_boot.row(d))
     booted = sum(1 for d in results if not recover_boot.check(d))
-    print(f"drill: {booted}/{len(results)} layouts booted")
-    return 0 if booted == len(results) else 1
+    print(f"drill: {booted}/{len(args.layouts)} layouts booted")
+    return 0 if booted == len(args.layouts) else 1
 
 
 if __name__ == "__main__":

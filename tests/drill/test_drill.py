@@ -2,7 +2,8 @@
 
 A restored system counts only when it boots: see recover_boot.py.  The
 source systems and their backups are built once per content hash and
-cached (systems.py); the recovery and the boot run on every CI run.
+cached (systems.py); the recovery and the boot run on every CI run, two
+drills at a time (AMDR_DRILL_JOBS), layout b's UEFI fallback after b.
 """
 
 import shutil
@@ -17,6 +18,7 @@ from . import recover_boot
 pytestmark = pytest.mark.vm
 
 RESULTS: dict[str, recover_boot.Drill] = {}
+LAYOUTS = ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def table(request):
     if RESULTS:
         lines = [recover_boot.HEADER] + [recover_boot.row(d) for d in RESULTS.values()]
         booted = sum(1 for d in RESULTS.values() if not recover_boot.check(d))
-        lines.append(f"drill: {booted}/{len(RESULTS)} layouts booted")
+        lines.append(f"drill: {booted}/{len(LAYOUTS)} layouts booted")
         out = Path(recover_boot.workdir_for("table.txt"))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n")
@@ -43,11 +45,19 @@ def table(request):
                 rep.write_line(line)
 
 
-@pytest.fixture(scope="module", params=["a", "b", "c"])
-def drill(request, guest_image):
-    d = recover_boot.run(request.param, guest_image, recover_boot.workdir_for(request.param))
-    RESULTS[request.param] = d
-    return d
+@pytest.fixture(scope="module")
+def drills(guest_image):
+    ds = recover_boot.run_all(LAYOUTS, guest_image, jobs=recover_boot.jobs_default(),
+                              with_fallback=True)
+    RESULTS.update(ds.drills)
+    return ds
+
+
+@pytest.fixture(params=LAYOUTS)
+def drill(request, drills):
+    if request.param in drills.errors:
+        pytest.fail(f"drill {request.param} crashed:\n{drills.errors[request.param]}")
+    return drills.drills[request.param]
 
 
 def test_the_restored_disks_boot_as_the_original(drill):
@@ -72,11 +82,12 @@ def test_finalize_says_what_it_changed(drill):
 
 
 @pytest.fixture(scope="module")
-def uefi_fallback(guest_image):
-    d = RESULTS.get("b") or recover_boot.run("b", guest_image, recover_boot.workdir_for("b"))
-    RESULTS["b"] = d
-    assert not recover_boot.check(d), "layout b did not boot after recovery" + d.explain()
-    return recover_boot.fallback(d, guest_image, recover_boot.workdir_for("b"))
+def uefi_fallback(drills):
+    if "b" in drills.errors:
+        pytest.fail(f"drill b crashed:\n{drills.errors['b']}")
+    assert drills.fallback is not None, ("layout b did not boot after recovery"
+                                         + drills.drills["b"].explain())
+    return drills.fallback
 
 
 def test_uefi_without_efi_variables_boots_by_the_fallback_path(uefi_fallback):

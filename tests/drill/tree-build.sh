@@ -111,6 +111,10 @@ install -m 755 "$files/amdr-drill-job.sh" "$root/usr/local/sbin/amdr-drill-job"
 install -m 644 "$files/amdr-drill-job.service" "$root/etc/systemd/system/"
 chroot "$root" systemctl enable amdr-boot-marker.service amdr-drill-job.service
 chroot "$root" systemctl set-default multi-user.target
+# No login on the serial line: agetty's start hangs up ttyS0 (vhangup) and
+# flushes it, and a marker script still writing there lost every line after
+# the first (CI, layout a: AMDR-BOOT-OK and nothing else, yet powered off).
+chroot "$root" systemctl mask serial-getty@ttyS0.service
 mkdir -p "$root/etc/amdr-drill"
 touch "$root/etc/amdr-drill/poweroff"
 echo "root:drill" | chroot "$root" chpasswd
