@@ -25,6 +25,7 @@ drill-sources) builds them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -132,9 +133,14 @@ def ensure_tree(flavour: str, progress=log.info) -> Path:
         _seed_debs(debs)
         root = work / "root"
         t0 = time.monotonic()
-        _stream(["unshare", "--mount", "--propagation", "private", "bash", str(TREE_SCRIPT),
-                 str(root), SUITE, MIRROR, str(debs), str(FILES), *tree_packages(flavour)],
-                work / "build.log", progress)
+        # the .deb cache is shared by both flavours' debootstrap and apt-get, whose
+        # locks are per directory: two trees built at once (drills two at a time)
+        # failed with "Could not get lock /var/cache/apt/archives/lock"
+        with open(debs / ".lock-amdr", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _stream(["unshare", "--mount", "--propagation", "private", "bash", str(TREE_SCRIPT),
+                     str(root), SUITE, MIRROR, str(debs), str(FILES), *tree_packages(flavour)],
+                    work / "build.log", progress)
         t_apt = time.monotonic() - t0
         installed = subprocess.run(
             ["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}\t${Version}\n"],
@@ -255,7 +261,6 @@ def drill_keys() -> dict:
     if meta.exists():
         return json.loads(meta.read_text())
     base.mkdir(parents=True, exist_ok=True)
-    import fcntl
     with open(cache.root() / ".lock-keys", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if meta.exists():
