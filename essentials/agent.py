@@ -94,8 +94,10 @@ def signing_key_excludes(cfg: dict, etc: Path) -> list[str]:
 
 
 def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
-                etc=Path("/etc"), disks=None) -> dict:
-    """Run each enabled collector into staging; return the manifest's status map."""
+                etc=Path("/etc"), disks=None, sealed: bool = True) -> dict:
+    """Run each enabled collector into staging; return the manifest's status map.
+    sealed=False: staging stays a plain directory (`collect`), so Amanda's
+    encryption keys are left out of it."""
     status = {}
     for name in collectors.NAMES:
         opts = dict(cfg["collect"].get(name) or {})
@@ -103,6 +105,8 @@ def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
             continue
         if name == "layout" and disks:
             opts["disks"] = disks
+        if name == "amanda":
+            opts["sealed"] = sealed
         if name == "etc":
             opts["exclude"] = list(opts.get("exclude") or []) + signing_key_excludes(cfg, etc)
         ctx = Context(runner, staging, opts,

@@ -136,7 +136,7 @@ def cmd_collect(args) -> int:
         cfg["collect"]["amanda"]["configs"] = args.amanda_config
     only = args.only or (["layout", "amanda"] if not args.config else None)
     status = agent.collect_all(cfg, Runner(), out, only=only, root=args.root,
-                               disks=args.disk)
+                               disks=args.disk, sealed=False)
     manifest = bundle.write_manifest(
         out, status, {"root": args.root or cfg["collect"]["layout"]["root"]})
     failed = [n for n, s in status.items() if s["status"] != "ok"]

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import CommandError
 
@@ -130,6 +131,86 @@ def _proc_io(pid: int) -> dict:
         return {}
 
 
+@dataclass
+class Source:
+    """One writer of a Runner.stream: a small pipeline, with a step before and a check after."""
+
+    cmds: list[Cmd]
+    before: Callable[[], None] | None = None
+    check: Callable[[list[StageStats]], None] | None = None
+
+
+@dataclass
+class StreamResult:
+    sources: list[list[StageStats]]
+    sink: list[StageStats]
+    duration: float
+
+    @property
+    def bytes_through(self) -> int:
+        """Bytes the sources' first stages wrote (what was read off the media)."""
+        return sum(s[0].write_bytes for s in self.sources if s)
+
+
+def _spawn(cmds: list[Cmd], stdin, stdout, shown: str):
+    """Start cmds joined by OS pipes: the first reads `stdin`, the last writes
+    `stdout` (None: /dev/null).  Returns (procs, stderr files)."""
+    procs, errfiles = [], []
+    prev = stdin
+    try:
+        for i, c in enumerate(cmds):
+            last = i == len(cmds) - 1
+            errf = tempfile.TemporaryFile()
+            errfiles.append(errf)
+            p = subprocess.Popen([str(a) for a in c.argv], stdin=prev,
+                                 stdout=(stdout if stdout is not None else subprocess.DEVNULL)
+                                 if last else subprocess.PIPE,
+                                 stderr=errf, **_user_kwargs(c.user, c.env, c.cwd))
+            if i > 0:
+                prev.close()  # only the child holds the read end now
+            prev = p.stdout
+            procs.append(p)
+    except (FileNotFoundError, PermissionError) as e:
+        for p in procs:
+            p.kill()
+            p.wait()
+        for f in errfiles:
+            f.close()
+        raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126, str(e))
+    return procs, errfiles
+
+
+def _reap(procs, errfiles, cmds) -> list[StageStats]:
+    stats = []
+    for j, p in enumerate(procs):
+        try:  # wait without reaping, so the final /proc/PID/io is still there
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass
+        io = _proc_io(p.pid)
+        rc = p.wait()
+        errfiles[j].seek(0)
+        err = errfiles[j].read().decode("utf-8", "replace")
+        errfiles[j].close()
+        stats.append(StageStats(cmds[j].argv, rc, err, io.get("rchar", 0), io.get("wchar", 0)))
+    return stats
+
+
+def _failure(failed: list[StageStats], what) -> CommandError:
+    """Blame the first stage that failed by itself (one killed by SIGPIPE only
+    lost its reader); the others are listed too."""
+    blamed = next((s for s in failed if s.returncode > 0), failed[0])
+    also = []
+    for s in failed:
+        if s is not blamed:
+            note = " (killed by SIGPIPE: the next stage stopped reading)" \
+                if s.returncode == -13 else ""
+            also.append(f"{display(s.argv)}: exit {s.returncode}{note} "
+                        f"{s.stderr.strip()[-300:]}".rstrip())
+    return CommandError(display(blamed.argv), blamed.returncode,
+                        blamed.stderr[-STDERR_TAIL:], what, also)
+
+
 class Runner:
     """Runs argv lists. `Runner(dry_run=True)` records and runs nothing."""
 
@@ -185,6 +266,104 @@ class Runner:
         return self.run(argv, **kw).text
 
     # -- pipelines ---------------------------------------------------------
+    def stream(self, sources: list[Source], sink: list[Cmd], *, what=None, progress=None,
+               interval: float = 1.0) -> StreamResult:
+        """Several sources, one after another, into one OS pipe read by `sink`.
+
+        Each Source is a small pipeline (e.g. `amrestore -r -p ... | tail -c
+        +32769`) whose last stage writes into the pipe; its `before()` runs
+        first (load a volume, check a header) and its `check(stats)` after it
+        (raise to stop: the sink is then killed and nothing more is read).
+        Python holds the pipe's write end and never reads the data.
+        progress(bytes_so_far) gets the bytes the sources' first stages wrote.
+        """
+        shown = " ; ".join(" | ".join(display(c.argv) for c in s.cmds) for s in sources)
+        shown = f"( {shown} ) | " + " | ".join(display(c.argv) for c in sink)
+        if self.dry_run:
+            # one source: the pipeline it is; several: each part, then the sink
+            for src in sources:
+                if src.before is not None:
+                    src.before()
+                if len(sources) == 1:
+                    self.recorded.append(Recorded("pipeline", list(src.cmds) + list(sink)))
+                else:
+                    self.recorded.append(Recorded("stream-part", list(src.cmds)))
+            if len(sources) != 1:
+                self.recorded.append(Recorded("stream-sink", list(sink)))
+            log.info("dry-run: %s", shown)
+            return StreamResult([], [StageStats(c.argv, 0, "") for c in sink], 0.0)
+        log.info("stream: %s", shown)
+        start = time.monotonic()
+        r, w = os.pipe()
+        try:
+            sink_procs, sink_err = _spawn(sink, r, None, shown)
+        except BaseException:
+            os.close(w)
+            raise
+        finally:
+            os.close(r)
+        done = [0]  # bytes the finished sources wrote
+        current: list = []
+        stop = threading.Event()
+
+        def poll():
+            while not stop.wait(interval):
+                if progress:
+                    v = _proc_io(current[0].pid) if current else {}
+                    progress(done[0] + v.get("wchar", 0))
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        results: list[list[StageStats]] = []
+        try:
+            for src in sources:
+                if src.before is not None:
+                    src.before()
+                procs, errs = _spawn(src.cmds, subprocess.DEVNULL, w, shown)
+                current[:] = procs
+                stats = _reap(procs, errs, src.cmds)
+                current[:] = []
+                done[0] += stats[0].write_bytes
+                results.append(stats)
+                failed = [s for s in stats if s.returncode != 0]
+                if any(s.returncode == -13 for s in failed):
+                    # the reader went away: its own failure is the news
+                    os.close(w)
+                    w = -1
+                    sink_stats = _reap(sink_procs, sink_err, sink)
+                    failed = [s for s in sink_stats if s.returncode != 0] + failed
+                    raise _failure(failed, what)
+                if src.check is not None:
+                    src.check(stats)
+                if failed:
+                    raise _failure(failed, what)
+            os.close(w)
+            w = -1
+            sink_stats = _reap(sink_procs, sink_err, sink)
+        except BaseException:
+            if w >= 0:
+                os.close(w)
+            for p in sink_procs:
+                if p.poll() is None:
+                    p.kill()
+            for p in sink_procs:
+                p.wait()
+            for f in sink_err:
+                f.close()
+            raise
+        finally:
+            stop.set()
+            watcher.join()
+        dur = time.monotonic() - start
+        log.info("stream exit %s in %.2fs, %d bytes", [s.returncode for s in sink_stats], dur,
+                 done[0])
+        if progress:
+            progress(done[0])
+        failed = [s for s in sink_stats if s.returncode != 0]
+        if failed:
+            raise _failure(failed, what)
+        return StreamResult(results, sink_stats, dur)
+
     def pipeline(self, cmds: list[Cmd], *, check=True, what=None,
                  progress=None, interval: float = 1.0) -> PipelineResult:
         """Run cmds connected by OS pipes; Python is not in the data path.

@@ -39,6 +39,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 
 
@@ -92,15 +93,17 @@ def _restores(s: Session):
         amanda_host = s.host()
     except CatalogError as e:  # a bundle without a catalog still has a disk plan
         return None, [], [(s.bundle.host, None, str(e))]
+    from .restore.pipe import header_reader
     try:
         lib = s.library()
         devices = {lab: lib.device(lab) for lab in lib.available}
         available = lib.available
     except AmdrError as e:
         print(f"note: {e}", file=sys.stderr)
-        devices, available = {}, None
+        lib, devices, available = None, {}, None
     steps, errors = s.restore_plan(available)
-    return amanda_host, [(st, render_restore(st, devices)) for st in steps], errors
+    hdr = header_reader(lib)
+    return amanda_host, [(st, render_restore(st, devices, hdr)) for st in steps], errors
 
 
 def cmd_plan(args) -> int:
@@ -121,7 +124,12 @@ def cmd_plan(args) -> int:
                "state_dir": s.workdir,
                "mapping": show.mapping_doc(s.layout, m.mapping, m.reasons),
                "disks": show.doc(actions),
-               "restores": [dict(st.to_dict(), commands=cmds) for st, cmds in steps],
+               # commands: the shell lines (a split image's group spans several);
+               # how: per image, how it is read
+               "restores": [dict(st.to_dict(),
+                                 commands=[c for c in cmds if not c.startswith("#")],
+                                 how=[c[2:] for c in cmds if c.startswith("# ")])
+                            for st, cmds in steps],
                "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors],
                "refused": refused,
                "finalize": fin.to_dict()}
@@ -136,7 +144,9 @@ def cmd_plan(args) -> int:
     for st, cmds in steps:
         print(f"  {st.host}:{st.disk} ({st.program}) levels "
               f"{','.join(map(str, st.chain.levels))} into {st.directory}")
-        print("\n".join(f"    $ {c}" for c in cmds))
+        # a comment, a command, or the next line of a split image's ( ... ) group
+        print("\n".join(f"    {c}" if c.startswith("#") else f"      {c}" if c.startswith(" ")
+                        else f"    $ {c}" for c in cmds))
     for h, d, msg in errors:
         print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
     print("Finalize plan (after the restore; from the bundle's /etc):")
@@ -238,15 +248,70 @@ def _dles(steps):
     return [(f"{st.host}:{st.disk}", st.program) for st in steps]
 
 
-def do_restore(s: Session, runner: Runner, only=None):
+def planned_restores(s: Session, only=None):
+    """(library, steps that passed the preflight, errors): every image of every
+    chain checked before anything is written (restore/preflight.py)."""
+    from .restore import crypt, preflight
     lib = s.library()
     steps, errors = _only(*s.restore_plan(lib.available), only)
+    steps, bad = preflight.check(steps, lib, crypt.bundle_keys(getattr(s, "key_bundles", [])))
+    return lib, steps, errors + bad
+
+
+def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None,
+               errors=None):
+    """Each DLE on its own: a failure is recorded with its reason and the
+    others go on.  Returns (results, errors: not restorable or failed); the
+    lists given are filled as it goes, so an interrupted run still reports."""
+    results = [] if results is None else results
+    errors = [] if errors is None else errors
+    from .restore import crypt
+    lib, steps, planned_errors = planned or planned_restores(s, only)
+    errors.extend(planned_errors)
     check_restore_tools(_dles(steps), lib)
-    results = []
-    for st in steps:
-        print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into {st.directory}")
-        results.append(driver.restore_step(runner, st, lib))
+    # Amanda's encryption keys from the bundles, in ~backup for this run only
+    with crypt.installed([] if runner.dry_run else getattr(s, "key_bundles", [])) as keys:
+        if keys:
+            print(f"Amanda's encryption keys from the bundle in ~backup for the restore: "
+                  f"{', '.join(keys)} (removed after)")
+        for st in steps:
+            print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
+                  f"{st.directory}", flush=True)
+            try:
+                results.append(driver.restore_step(runner, st, lib))
+            except AmdrError as e:
+                print(f"FAILED {st.host}:{st.disk}: {e}", file=sys.stderr, flush=True)
+                errors.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
     return results, errors
+
+
+def go_on_without(errors, allow: bool):
+    """Some DLEs cannot be restored: the person decides, before any wipe."""
+    print("These DLEs cannot be restored (checked before any disk is touched):")
+    for _, _, m in errors:
+        print(f"  {m}")
+    if allow:
+        print("going on without them (--allow-partial): their filesystems are made, empty")
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError("no disk was touched: some DLEs cannot be restored (named above); "
+                           "fix what is named, or pass --allow-partial to recreate the disks "
+                           "and restore the others")
+    answer = input("Recreate the disks and restore the others without them? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise RefusedError("not confirmed; no disk was touched")
+
+
+def resume_hint(s: Session, errors) -> list[str]:
+    """The command that restores each DLE not restored, once its cause is fixed."""
+    out = []
+    vt = f" --vtapes {shlex.quote(s.vtapes)}" if s.vtapes else ""
+    for _, d, _ in errors:
+        if d:
+            out.append(f"  amdr-recover restore --bundle {shlex.quote(s.bundle_arg)} --target "
+                       f"{shlex.quote(s.target)}{vt} --dle {shlex.quote(d)}  (and this run's "
+                       f"key options)")
+    return out
 
 
 def print_results(results, errors):
@@ -259,21 +324,39 @@ def print_results(results, errors):
         print(f"NOT RESTORED {h}:{d}: {m}")
 
 
-def write_report(path, results, errors):
-    if not path:
-        return
-    doc = {"restored": [r.__dict__ for r in results],
+def write_report(s: Session, path, results, errors) -> list[str]:
+    """Always into the state directory, and to --report when given."""
+    doc = {"host": s.bundle.host, "target": s.target,
+           "restored": [r.__dict__ for r in results],
            "errors": [{"host": h, "disk": d, "message": m} for h, d, m in errors]}
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1)
+    out = []
+    for p in [os.path.join(s.workdir, "restore-report.json")] + ([path] if path else []):
+        os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+        with open(p, "w") as f:
+            json.dump(doc, f, indent=1)
+        out.append(p)
+    return out
+
+
+def end_of_restore(s: Session, results, errors, report_path):
+    print_results(results, errors)
+    for p in write_report(s, report_path, results, errors):
+        print(f"report: {p}")
+    if errors:
+        hint = resume_hint(s, errors)
+        if hint:
+            print("once what is named above is fixed, each is restored with:")
+            print("\n".join(hint))
 
 
 def cmd_restore(args) -> int:
     s = _session(args)
-    results, errors = do_restore(s, Runner(), args.dle)
-    finalize_run.reset(s.workdir)  # the files it changed are restored anew
-    print_results(results, errors)
-    write_report(args.report, results, errors)
+    results, errors = [], []
+    try:
+        do_restore(s, Runner(), args.dle, results=results, errors=errors)
+    finally:
+        finalize_run.reset(s.workdir)  # the files it changed are restored anew
+        end_of_restore(s, results, errors, args.report)
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -335,14 +418,16 @@ def cmd_recover(args) -> int:
     # plan the restores first: a bundle that cannot restore anything must
     # be found out before the disks are wiped
     try:
-        lib = s.library()
-        steps, errors = _only(*s.restore_plan(lib.available), args.dle)
+        lib, steps, planned_errors = planned_restores(s, args.dle)
     except CatalogError as e:
         raise CatalogError(f"nothing can be restored, so no disk was touched: {e}") from None
     if not steps:
-        msgs = "\n  ".join(m for _, _, m in errors) or "no DLE of this host in the disklist"
+        msgs = "\n  ".join(m for _, _, m in planned_errors) or \
+            "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     check_restore_tools(_dles(steps), lib)  # and diskinit's preflight checks its own
+    if planned_errors:
+        go_on_without(planned_errors, args.allow_partial)
     if not args.no_finalize:
         s.disk_plan(runner)  # the mapping finalize plans with (and diskinit's refusals)
         fin = s.finalize_plan(runner, from_bundle=True, nic_pins=_nics(args.nic))
@@ -351,15 +436,22 @@ def cmd_recover(args) -> int:
                                 "was touched:\n  " + "\n  ".join(fin.problems)
                                 + "\n  (--no-finalize restores the files anyway)")
     do_diskinit(s, runner, args.yes, args.restart)
-    results, errors = do_restore(s, runner, args.dle)
-    print_results(results, errors)
-    write_report(args.report, results, errors)
+    results, errors = [], []
+    try:
+        do_restore(s, runner, args.dle, planned=(lib, steps, planned_errors), results=results,
+                   errors=errors)
+    finally:
+        end_of_restore(s, results, errors, args.report)
+    root_back = any(st.original == "/" for st in steps
+                    if (st.host, st.disk) in {(r.host, r.disk) for r in results})
     if args.no_finalize:
         print("finalize not run (--no-finalize): `amdr-recover finalize` makes it bootable")
-    elif errors:
-        print("finalize not run: a DLE was not restored; restore it, then run "
+    elif not root_back:
+        print("finalize not run: the root filesystem was not restored; restore it, then run "
               "`amdr-recover finalize`")
     else:
+        if errors:
+            print("finalize runs: the root filesystem is back; the DLEs named above are not")
         do_finalize(s, runner, restart=True, nic_pins=_nics(args.nic))
     return EXIT_PARTIAL if errors else EXIT_OK
 
@@ -452,6 +544,24 @@ def _media(library, cat):
     return positioning.VtapeMedia(cat.devices)
 
 
+def _scan_headers(cat):
+    """header_of for the slots the catalog saw (vtape directories, scans)."""
+    from pathlib import Path
+
+    from .restore.media import read_header
+    slots = {lab: dev[5:] for lab, dev in (cat.devices or {}).items() if dev.startswith("file:")}
+
+    def header_of(label, filenum):
+        if label not in slots:
+            return None
+        found = sorted(Path(slots[label]).glob(f"{filenum:05d}.*"))
+        try:
+            return read_header(found[0]) if found else None
+        except OSError:
+            return None
+    return header_of
+
+
 def cmd_catalog(args) -> int:
     from .catalog import gather, show
     runner = Runner()
@@ -461,7 +571,10 @@ def cmd_catalog(args) -> int:
     if args.json:
         print(json.dumps(show.doc(chains, errors), indent=1))
     else:
-        print("\n".join(show.text(cat, chains, errors, _media(library, cat))))
+        from .restore.pipe import header_reader
+        hdr = header_reader(library) or _scan_headers(cat)
+        print("\n".join(show.text(cat, chains, errors, _media(library, cat), hdr,
+                                  into=args.into)))
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -671,6 +784,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "recover":
             sp.add_argument("--no-finalize", action="store_true",
                             help="restore the files only; do not make the system bootable")
+            sp.add_argument("--allow-partial", action="store_true",
+                            help="when the check made before any wipe finds DLEs that cannot "
+                                 "be restored (named), recreate the disks and restore the "
+                                 "others anyway (without it: asked on a terminal, else "
+                                 "refused)")
         if name == "plan":
             sp.add_argument("--json", action="store_true",
                             help='print {"mapping", "disks", "restores", "errors"} for '
@@ -706,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--disk", action="append", help="only this disk (repeatable)")
     sp.add_argument("--json", action="store_true",
                     help='print {"chains": [...], "errors": [...]} for programs')
+    sp.add_argument("--into", default="DIR", metavar="DIR",
+                    help="the directory the printed commands restore into (default: DIR, "
+                         "to be replaced)")
     sp.set_defaults(func=cmd_catalog)
     for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
                            ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):

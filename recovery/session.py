@@ -73,6 +73,8 @@ class Session:
         s = cls(b, layout, own, target, dict(maps or {}), amanda_host, vtapes, until,
                 luks, state_dir)
         s.bundle_name = Path(bundle_path).name
+        s.bundle_arg = str(bundle_path)
+        s.key_bundles = [b]  # and the catalog's bundles: their Amanda encryption keys
         s.own_catalog = bool(own)
         sources = [combined.from_config(cc, f"bundle {s.bundle_name} ({cc.name})")
                    for cc in own]
@@ -80,6 +82,7 @@ class Session:
         if req is not None and not req.empty:
             req.keep_in = keep
             sources += gather.read_sources(req, Runner(), sources)
+            s.key_bundles += req.opened
         if sources:
             s.cat = combined.build(sources, [vtapes] if vtapes else [],
                                    req.volumes if req else [])

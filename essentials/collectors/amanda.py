@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from essentials.errors import CommandError, ConfigError
+from essentials import amcrypt
 from essentials.runner import Runner, display
 
 from . import amclient
@@ -174,6 +175,71 @@ def collect_client(ctx: Context) -> dict | None:
     }
 
 
+KEYS_DIR = "amanda/keys"
+
+
+def _backup_home() -> Path | None:
+    try:
+        return Path(pwd.getpwnam(AMANDA_USER).pw_dir)
+    except KeyError:
+        return None
+
+
+def _key_members(home: Path, rel: str):
+    """(member path under home) for a key file or every file of a key directory
+    (gpg's sockets and locks left out)."""
+    p = home / rel
+    if p.is_file():
+        yield rel
+    elif p.is_dir():
+        for f in sorted(p.rglob("*")):
+            if f.is_file() and not f.is_symlink() and not f.name.startswith("S.") \
+                    and not f.name.endswith(".lock"):
+                yield str(f.relative_to(home))
+
+
+def collect_keys(ctx: Context, programs: list[str], home: Path | None = None) -> dict | None:
+    """The encryption programs' key files, into amanda/keys/ of the sealed bundle.
+
+    What the configurations name decides (an unknown program: its keys are the
+    site's business, said in a warning); with no program named, the key files
+    whose presence says the host encrypts (a client with `encrypt client`).
+    Never in an unsealed collection, never logged."""
+    home = home or _backup_home()
+    if home is None:
+        return None
+    wanted: list[str] = []
+    missing: list[str] = []
+    for prog in programs:
+        files = amcrypt.files_for(prog)
+        if files is None:
+            ctx.warn(f"the Amanda configuration encrypts with {prog}, whose key files this "
+                     f"version does not know: keep them with the recovery kit yourself")
+            continue
+        for rel in files[0]:
+            (wanted if (home / rel).exists() else missing).append(rel)
+        wanted += [rel for rel in files[1] if (home / rel).exists()]
+    if not programs:
+        wanted = [rel for rel in amcrypt.SIGNS if (home / rel).is_file()]
+    wanted = list(dict.fromkeys(wanted))
+    for rel in missing:
+        ctx.warn(f"the Amanda configuration encrypts with {', '.join(programs)}, but "
+                 f"{home / rel} is missing here: the images could not be decrypted after a "
+                 f"loss")
+    if not wanted and not missing:
+        return None
+    if not ctx.options.get("sealed", True):
+        ctx.warn(f"Amanda's encryption keys ({', '.join(wanted)} in {home}) are left out of "
+                 f"an unsealed collection: `amdr-essentials run` seals them into the bundle")
+        return {"programs": programs, "keys": [], "left_out": wanted, "missing": missing}
+    members = []
+    for rel in wanted:
+        for m in _key_members(home, rel):
+            ctx.write(f"{KEYS_DIR}/{m}", (home / m).read_bytes())
+            members.append(m)
+    return {"programs": programs, "keys": members, "missing": missing}
+
+
 def collect(ctx: Context) -> dict:
     etc = ctx.etc / "amanda"
     names = ctx.options.get("configs") or configs(etc)
@@ -187,9 +253,21 @@ def collect(ctx: Context) -> dict:
         summary.update(collect_index(ctx, conf, etc))
         server.append(summary)
     client = collect_client(ctx)
+    programs: list[str] = []
+    for conf in names:
+        for prog in amcrypt.programs_in((etc / conf / "amanda.conf").read_text(errors="replace")):
+            if prog not in programs:
+                programs.append(prog)
+    # the keys of the system whose /etc is read: a test's own /etc has none
+    # unless it names a home (keys_home)
+    home = ctx.options.get("keys_home") or (None if ctx.etc != Path("/etc") else
+                                             _backup_home())
+    keys = collect_keys(ctx, programs, Path(home)) if home else None
     role = {(True, True): "server+client", (True, False): "server",
             (False, True): "client", (False, False): "none"}[(bool(server), client is not None)]
     out = {"role": role, "configs": server}
+    if keys is not None:
+        out["encryption"] = keys
     if client is not None:
         out["client"] = client
     if role == "none":

@@ -38,9 +38,13 @@ class AmandaConf:
     params: dict = field(default_factory=dict)
     dumptypes: dict[str, DumpType] = field(default_factory=dict)
 
-    def resolve(self, dumptype: str, key: str, default=None, _seen=None):
+    # `define application-tool NAME { plugin "amgtar" ... }` (and `define application`)
+    applications: dict[str, DumpType] = field(default_factory=dict)
+
+    def resolve(self, dumptype: str, key: str, default=None, _seen=None, table=None):
+        table = self.dumptypes if table is None else table
         seen = _seen or set()
-        dt = self.dumptypes.get(dumptype)
+        dt = table.get(dumptype)
         if dt is None or dumptype in seen:
             return default
         seen.add(dumptype)
@@ -48,16 +52,22 @@ class AmandaConf:
             if item[0] == "set" and item[1] == key:
                 return item[2]
             if item[0] == "inherit":
-                v = self.resolve(item[1], key, None, set(seen))
+                v = self.resolve(item[1], key, None, set(seen), table)
                 if v is not None:
                     return v
         return default
 
     def program(self, dumptype: str) -> str:
+        """GNUTAR, DUMP, or APPLICATION:PLUGIN: an application by the plugin its
+        application-tool runs (`application "site_tar"` with `plugin "amgtar"` is
+        amgtar), not by the name a site gave it."""
         prog = (self.resolve(dumptype, "program", "DUMP") or "DUMP").upper()
         if prog == "APPLICATION":
             app = self.resolve(dumptype, "application")
-            return f"APPLICATION:{app}" if app else prog
+            if not app:
+                return prog
+            plugin = self.resolve(app, "plugin", None, table=self.applications)
+            return f"APPLICATION:{plugin or app}"
         return prog
 
     @property
@@ -117,6 +127,8 @@ def parse_conf(text: str) -> AmandaConf:
                 i = _block(lines, i, dt)
             if kind == "dumptype":
                 conf.dumptypes[name] = dt
+            elif kind in ("application-tool", "application"):
+                conf.applications[name] = dt
             continue
         if t[-1] == "{":  # holdingdisk NAME { ... } and the like
             i = _block(lines, i, DumpType("_"))

@@ -35,6 +35,8 @@ class Request:
     keys: dict = field(default_factory=dict)
     verify: bool = True
     keep_in: Path | None = None  # a recovery's opened bundles (bundles.opened_dir)
+    # the bundles read_sources opened (their Amanda encryption keys serve the restore)
+    opened: list = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -70,6 +72,7 @@ def read_sources(req: Request, runner: Runner | None = None,
     for path in req.bundles:
         from ..bundles import open_any
         b = open_any(path, verify=req.verify, keep_in=req.keep_in, **req.keys)
+        req.opened.append(b)
         for cc in from_bundle(b):
             confs.append(cc.conf)
             sources.append(combined.from_config(cc, f"bundle {Path(path).name} ({cc.name})"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..restore.plan import is_tar
+from essentials.runner import Cmd
+
+from ..restore.pipe import PipeError, build, volume_loads
+from ..restore.plan import extract_cmd, is_tar
 from . import positioning
 from .chains import Chain
 
@@ -27,7 +30,12 @@ def extract_line(program: str | None, directory: str = "DIR") -> str | None:
     return None
 
 
-def text(cat, chains: list[Chain], errors, media) -> list[str]:
+def text(cat, chains: list[Chain], errors, media, header_of=None,
+         into: str = "DIR") -> list[str]:
+    """For people: per DLE its images and, per image, one command sequence
+    (restore/pipe.py: the one the driver runs), a split image's parts joined
+    in one stream.  header_of(label, filenum) reads an image's header where
+    the volumes are at hand (it says how a split image was compressed)."""
     out = [f"Catalog from: {', '.join(cat.sources)}; {len(cat.dumps)} dump records, "
            f"{len(cat.dles())} DLEs"]
     if cat.available is None:
@@ -36,6 +44,7 @@ def text(cat, chains: list[Chain], errors, media) -> list[str]:
     else:
         where = f" (in {', '.join(cat.vtape_roots)})" if cat.vtape_roots else ""
         out.append(f"Volumes at hand: {len(cat.available)}{where}")
+    loaded = None
     for c in chains:
         out.append("")
         out.append(f"{c.host}:{c.disk}  program {c.program or 'unknown'}  "
@@ -46,9 +55,21 @@ def text(cat, chains: list[Chain], errors, media) -> list[str]:
             split = f" ({len(parts)} parts)" if len(parts) > 1 else ""
             out.append(f"  level {d.level}  {d.date}  {where}{split}")
         out.append(f"  volumes, in order: {', '.join(positioning.volumes_needed([c]))}")
-        tail = extract_line(c.program)
-        out += ["  " + line for line in positioning.render(
-            positioning.plan([c], media), {(c.host, c.disk): tail} if tail else None)]
+        if c.program and (is_tar(c.program) or c.program == "DUMP"):
+            ext = extract_cmd(c.program, into)
+        else:
+            out.append(f"  # program {c.program or 'unknown'}: each image's stream is shown "
+                       f"going to `cat`; pipe it to the program its header names")
+            ext = Cmd(["cat"])
+        loads, loaded = volume_loads(c.dumps, media, loaded)
+        for i, d in enumerate(c.dumps):
+            first = min(d.parts, key=lambda p: p.partnum)
+            h = header_of(first.label, first.filenum) if header_of else None
+            try:
+                lines = build(c.host, c.disk, d, media.device, ext, h, loads.get(i)).lines()
+            except PipeError as e:
+                lines = [f"# level {d.level} of {d.date}: {e}"]
+            out += ["  " + line for line in lines]
     if errors:
         out.append("")
     for h, d, m in errors:

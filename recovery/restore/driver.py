@@ -1,4 +1,4 @@
-"""Drive amrestore | tar / restore for each image of a chain, in order."""
+"""Restore each image of a chain in order: its parts read into one stream (pipe.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass, field
 
 from essentials.errors import AmdrError
-from essentials.runner import Cmd, Runner
+from essentials.runner import Runner, Source
 
-from .media import VtapeLibrary
-from .plan import RestoreStep, amrestore_argv, extract_argv, is_tar, restoresymtable
+from .media import Header, VtapeLibrary
+from .pipe import build as build_pipe
+from .plan import RestoreStep, extract_cmd, is_tar, restoresymtable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,31 @@ class StepResult:
     seconds: float = 0.0
 
 
+def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | None:
+    """Put the part's volume in reach (tapes: load, position), read its header and
+    check it is the part the catalog names; None in a dry run."""
+    prepare = getattr(library, "prepare", None)  # tape drives: load and position
+    if prepare is not None:
+        prepare(runner, p.label, p.filenum)
+    if runner.dry_run:
+        return None
+    h = library.check_image(p.label, p.filenum, step.host, step.disk, d.date, d.level)
+    if len(d.parts) > 1 and h.partnum is not None and h.partnum != p.partnum:
+        raise AmdrError(f"{p.label} file {p.filenum} is part {h.partnum} of the level "
+                        f"{d.level} image of {step.host}:{step.disk}, the catalog says part "
+                        f"{p.partnum}")
+    check_program(step, h, p.label, p.filenum)
+    return h
+
+
+def check_amrestore(stats, step: RestoreStep, d, p):
+    """amrestore reports a wrong volume or a missing image and exits 0."""
+    err = stats[0].stderr
+    if "ERROR" in err or "restoring" not in err:
+        raise AmdrError(f"amrestore failed for {step.host}:{step.disk} level {d.level} "
+                        f"({p.label} file {p.filenum}): {err.strip()[-500:]}")
+
+
 def check_program(step: RestoreStep, h, label: str, filenum: int):
     """Refuse to feed a dump image to tar or a tar image to restore."""
     have = getattr(h, "restore_program", "") or ""
@@ -43,34 +69,24 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
     res = StepResult(step.host, step.disk, step.directory)
     runner.run(["mkdir", "-p", step.directory])
     start = time.monotonic()
-    prepare = getattr(library, "prepare", None)  # tape drives: load and position
+    extract = extract_cmd(step.program, step.directory)
     for d in step.chain.dumps:
-        if len(d.parts) != 1:
-            where = ", ".join(f"{p.label} file {p.filenum}" for p in d.parts)
+        if d.missing_parts():
             raise AmdrError(f"{step.host}:{step.disk}: the level {d.level} image of {d.date} "
-                            f"is split in {len(d.parts)} parts ({where}); split images are "
-                            f"not restored by this version (amfetchdump on a rebuilt "
-                            f"server can)")
-        p = d.parts[0]
-        if prepare is not None:
-            prepare(runner, p.label, p.filenum)
-        if not runner.dry_run:
-            h = library.check_image(p.label, p.filenum, step.host, step.disk, d.date, d.level)
-            check_program(step, h, p.label, p.filenum)
-        left = Cmd(amrestore_argv(library.device(p.label), p.label, p.filenum,
-                                  step.host, step.disk), user=AMANDA_USER)
-        right = Cmd(extract_argv(step.program, step.directory),
-                    cwd=None if is_tar(step.program) else step.directory)
-        log.info("restoring %s:%s level %d from %s file %d into %s", step.host, step.disk,
-                 d.level, p.label, p.filenum, step.directory)
-        out = runner.pipeline([left, right], what=f"restore {step.host}:{step.disk} "
-                              f"level {d.level}", progress=progress)
-        amrestore_err = out.stages[0].stderr
-        if not runner.dry_run and ("ERROR" in amrestore_err
-                                   or "restoring" not in amrestore_err):
-            # amrestore reports a wrong volume or a missing image and exits 0
-            raise AmdrError(f"amrestore failed for {step.host}:{step.disk} level {d.level} "
-                            f"({p.label} file {p.filenum}): {amrestore_err.strip()[-500:]}")
+                            f"lacks part(s) {', '.join(map(str, d.missing_parts()))}")
+        parts = sorted(d.parts, key=lambda p: p.partnum)
+        first = reach_part(runner, step, library, d, parts[0])
+        pipe = build_pipe(step.host, step.disk, d, library.device, extract, first)
+        sources = [Source(r.cmds,
+                          before=None if i == 0 else
+                          (lambda p=p: reach_part(runner, step, library, d, p)),
+                          check=lambda stats, p=p: check_amrestore(stats, step, d, p))
+                   for i, (r, p) in enumerate(zip(pipe.parts, parts))]
+        log.info("restoring %s:%s level %d (%s) from %s into %s", step.host, step.disk,
+                 d.level, pipe.how, ", ".join(f"{p.label} file {p.filenum}" for p in parts),
+                 step.directory)
+        out = runner.stream(sources, pipe.sink, progress=progress,
+                            what=f"restore {step.host}:{step.disk} level {d.level}")
         res.levels.append(d.level)
         res.dates.append(d.date)
         res.bytes += out.bytes_through

@@ -42,6 +42,16 @@ class Header:
     server_size: int | None = None
     # the dumptype's program as the DLE block says (GNUTAR, DUMP, APPLICATION)
     dle_program: str = ""
+    # how the stream was written: `comp .gz` (N: none), `crypt enc`, and the
+    # programs the header names for a custom compression or an encryption
+    comp: str = "N"
+    encrypted: bool = False
+    server_custom_compress: str = ""
+    client_custom_compress: str = ""
+    server_encrypt: str = ""
+    client_encrypt: str = ""
+    server_decrypt_option: str = ""
+    client_decrypt_option: str = ""
 
     @property
     def restore_program(self) -> str:
@@ -89,6 +99,13 @@ def parse_header(block: bytes) -> Header | None:
                 h.dle_program = f"APPLICATION:{plugin.group(1).strip()}"
         if "program" in rest:
             h.program = rest[rest.index("program") + 1]
+        if "comp" in rest:
+            h.comp = rest[rest.index("comp") + 1]
+        h.encrypted = "crypt" in rest and rest[rest.index("crypt") + 1:][:1] == ["enc"]
+        for key in ("server_custom_compress", "client_custom_compress", "server_encrypt",
+                    "client_encrypt", "server_decrypt_option", "client_decrypt_option"):
+            if key in rest and rest.index(key) + 1 < len(rest):
+                setattr(h, key, rest[rest.index(key) + 1])
         m = re.search(r"^APPLICATION=(\S+)", text, re.M)
         if m:
             h.program = f"APPLICATION:{m.group(1)}"

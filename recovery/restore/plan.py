@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from essentials.errors import CatalogError
+from essentials.runner import Cmd
 from essentials.layout.normalise import relative_mountpoint
 
 from ..catalog.amconf import DiskEntry
@@ -14,7 +15,9 @@ from ..catalog.model import Dump
 from ..catalog.positioning import amrestore_argv  # noqa: F401 (the driver's and render's)
 from ..disks.plan import target_path
 
-TAR_PROGRAMS = ("GNUTAR", "APPLICATION:amgtar", "APPLICATION:app_amgtar")
+# GNU tar images: the GNUTAR program, and the amgtar application (by its plugin:
+# amconf resolves a site's application-tool name to the plugin it runs)
+TAR_PROGRAMS = ("GNUTAR", "APPLICATION:amgtar")
 
 
 @dataclass
@@ -33,7 +36,7 @@ class RestoreStep:
 
 
 def is_tar(program: str) -> bool:
-    return program == "GNUTAR" or (program.startswith("APPLICATION:") and "gtar" in program)
+    return program in TAR_PROGRAMS
 
 
 def original_path(entry: DiskEntry, layout: dict) -> str:
@@ -69,11 +72,6 @@ def plan_restores(dumps: list[Dump], disklist: list[DiskEntry], layout: dict, ta
             orig = original_path(e, layout)
             chain = compute_chain(dumps, e.host, e.disk, until, tapelist, available)
             chain.program = e.program
-            split = [d for d in chain.dumps if len(d.parts) > 1]
-            if split:
-                raise CatalogError(f"{e.host}:{e.disk}: the level {split[0].level} image is "
-                                   f"split in {len(split[0].parts)} parts; split images are "
-                                   f"not restored by this version")
             steps.append(RestoreStep(e.host, e.disk, e.program, target_path(target, orig),
                                      orig, chain))
         except CatalogError as err:
@@ -98,7 +96,7 @@ def tools(dles, tape: bool = False) -> dict[str, list[str]]:
     dles: (HOST:DISK, program) pairs."""
     out: dict[str, list[str]] = {}
     for dle, program in dles:
-        names = ["mkdir", "amrestore", "gzip", extract_argv(program, "/")[0]]
+        names = ["mkdir", "amrestore", "gzip", "tail", extract_argv(program, "/")[0]]
         for t in names + (["mt"] if tape else []):
             out.setdefault(t, [])
             if dle not in out[t]:
@@ -106,16 +104,21 @@ def tools(dles, tape: bool = False) -> dict[str, list[str]]:
     return out
 
 
-def render(step: RestoreStep, devices: dict[str, str]) -> list[str]:
-    """The pipelines for a person to read, one line per image."""
+def extract_cmd(program: str, directory: str) -> Cmd:
+    return Cmd(extract_argv(program, directory), cwd=None if is_tar(program) else directory)
+
+
+def render(step: RestoreStep, devices: dict[str, str], header_of=None) -> list[str]:
+    """The commands for a person: one sequence per image (pipe.ImagePipe.lines),
+    the same the driver runs.  header_of(label, filenum): the image's header
+    when it can be read now (it says how a split image is joined)."""
+    from .pipe import build
     out = []
     for d in step.chain.dumps:
-        p = d.parts[0]
-        left = " ".join(amrestore_argv(devices.get(p.label, "<" + p.label + ">"), p.label,
-                                       p.filenum, step.host, step.disk))
-        right = " ".join(extract_argv(step.program, step.directory))
-        cd = "" if is_tar(step.program) else f"cd {step.directory} && "
-        out.append(f"{cd}{left} | {right}")
+        first = min(d.parts, key=lambda p: p.partnum)
+        h = header_of(first.label, first.filenum) if header_of else None
+        out += build(step.host, step.disk, d, lambda lab: devices.get(lab, f"<{lab}>"),
+                     extract_cmd(step.program, step.directory), h).lines()
     return out
 
 

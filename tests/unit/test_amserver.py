@@ -183,7 +183,7 @@ def test_disklist_and_dumptypes_from_programs():
     parsed = amconf.parse_conf(defs)
     entries = amconf.parse_disklist(text, parsed)
     assert {e.disk: e.program for e in entries} == {
-        "/srv/my data": "GNUTAR", "/dev/sdb1": "DUMP", "/opt": "APPLICATION:amdr-app-amgtar",
+        "/srv/my data": "GNUTAR", "/dev/sdb1": "DUMP", "/opt": "APPLICATION:amgtar",
         "/x": "GNUTAR"}
     assert 'plugin "amgtar"' in defs and 'auth "local"' in defs
 
@@ -221,7 +221,7 @@ def test_rewritten_conf_points_at_this_machine(tmp_path):
     # the dumptypes the disklist names are still there and still resolve
     parsed = amconf.parse_conf(text)
     assert parsed.program("gt") == "GNUTAR" and parsed.program("du") == "DUMP"
-    assert parsed.program("gta") == "APPLICATION:app_amgtar"
+    assert parsed.program("gta") == "APPLICATION:amgtar"
     assert rw.dumptypes == {"gt", "du", "gta"}
 
 

@@ -98,8 +98,8 @@ def test_human_output(bundle, capsys):
     assert f"localhost:{GT}  program GNUTAR  levels 0 1 2" in lines
     assert "  level 0  20261122012342  PROBE-04 file 1" in lines
     assert "  volumes, in order: PROBE-04, PROBE-05, PROBE-06" in lines
-    assert ("  runuser -u backup -- amrestore -p -f 2 -l PROBE-06 '<device holding PROBE-06>' "
-            f"=localhost ={GT} | tar -x -p -G --numeric-owner -f - -C DIR") in lines
+    assert ("  ( cd / && runuser -u backup -- amrestore -p -f 2 -l PROBE-06 '<device holding "
+            f"PROBE-06>' =localhost ={GT} ) | tar -x -p -G --numeric-owner -f - -C DIR") in lines
 
 
 def test_no_source_is_a_usage_error(capsys):

@@ -371,7 +371,7 @@ def test_conf_fixture(conf):
     assert sorted(conf.dumptypes) == ["du", "gt", "gta"]
     assert conf.program("gt") == "GNUTAR"
     assert conf.program("du") == "DUMP"
-    assert conf.program("gta") == "APPLICATION:app_amgtar"
+    assert conf.program("gta") == "APPLICATION:amgtar"
     assert conf.changer == "chg-disk:/tmp/probe/vtapes"
     assert conf.params["labelstr"] == "^PROBE-[0-9][0-9]*$"
     assert conf.params["tapetype"] == "VT"
@@ -417,8 +417,25 @@ def test_conf_application_dumptype_via_parent():
         'define dumptype app-base {\n  program "APPLICATION"\n  application "app_amgtar"\n}\n'
         'define dumptype mine {\n  app-base\n  compress client fast\n}\n'
         'define dumptype noapp {\n  program "application"\n}\n')
-    assert c.program("mine") == "APPLICATION:app_amgtar"
+    assert c.program("mine") == "APPLICATION:amgtar"  # the plugin it runs
     assert c.program("noapp") == "APPLICATION"
+
+
+def test_conf_application_by_its_plugin_not_its_name():
+    """`application "site_tar"` used to be "cannot be restored yet" (no "gtar" in
+    the name) after the wipe; an application-tool inherits its plugin too."""
+    c = amconf.parse_conf(
+        'define application-tool base_app {\n  plugin "amgtar"\n  property "ATIME-PRESERVE" '
+        '"no"\n}\n'
+        'define application-tool site_tar {\n  base_app\n  property "ONE-FILE-SYSTEM" '
+        '"yes"\n}\n'
+        'define application-tool smb {\n  plugin "amsamba"\n}\n'
+        'define dumptype t {\n  program "APPLICATION"\n  application "site_tar"\n}\n'
+        'define dumptype s {\n  program "APPLICATION"\n  application "smb"\n}\n'
+        'define dumptype u {\n  program "APPLICATION"\n  application "undefined_one"\n}\n')
+    assert c.program("t") == "APPLICATION:amgtar"
+    assert c.program("s") == "APPLICATION:amsamba"
+    assert c.program("u") == "APPLICATION:undefined_one"
 
 
 def test_conf_underscores_and_comments():
@@ -473,7 +490,7 @@ def test_disklist_forms():
         ("/var", "/var", "GNUTAR"),
         ("/opt", "/opt", "DUMP"),
         ("data", "/srv/data", "GNUTAR"),
-        ("/srv/my data", "/srv/my data", "APPLICATION:app_amgtar"),
+        ("/srv/my data", "/srv/my data", "APPLICATION:amgtar"),
         ("/etc", "/etc", "GNUTAR"),
         ("boot", "/boot", "DUMP"),
         ("/last", "/last", "DUMP"),

@@ -4,6 +4,7 @@ import pytest
 
 from recovery.catalog.amconf import DiskEntry
 from recovery.catalog.model import Dump, Part
+from recovery.restore.media import Header
 from recovery.restore.plan import (amrestore_argv, extract_argv, is_tar, original_path,
                                    plan_restores, render, restoresymtable)
 from essentials.errors import CatalogError
@@ -94,15 +95,14 @@ def test_errors_do_not_stop_the_others():
         entry("/srv", "DUMP", "/dev/sda2"),
     ]
     steps, errors = plan_restores(DUMPS, disklist, layout(), T, H)
-    assert [s.disk for s in steps] == ["/orig", "/srv"]
+    # a split image is restored like any other (its parts joined: restore/pipe.py)
+    assert [s.disk for s in steps] == ["/orig", "/big", "/srv"]
     assert [(h, dk) for h, dk, _ in errors] == [
-        (H, "/ghost"), (H, "/smb"), (H, "/noleveldzero"), (H, "/big")]
+        (H, "/ghost"), (H, "/smb"), (H, "/noleveldzero")]
     msgs = {dk: m for _, dk, m in errors}
     assert msgs["/ghost"] == "web1:/ghost: device /dev/sdz1 is not in the layout"
     assert msgs["/smb"].startswith("web1:/smb: program APPLICATION:amsamba cannot be restored")
     assert "web1:/noleveldzero: no usable level 0 before the level 1" in msgs["/noleveldzero"]
-    assert msgs["/big"] == ("web1:/big: the level 0 image is split in 2 parts; split images "
-                            "are not restored by this version")
 
 
 def test_unmounted_filesystem_and_outside_root():
@@ -137,29 +137,66 @@ def test_extract_argv():
         "tar", "-x", "-p", "-G", "--numeric-owner", "-f", "-", "-C", "/target/home"]
     assert extract_argv("APPLICATION:amgtar", "/t") == extract_argv("GNUTAR", "/t")
     assert extract_argv("DUMP", "/target/srv") == ["restore", "-r", "-y", "-f", "-"]
-    assert is_tar("APPLICATION:app_amgtar") and not is_tar("APPLICATION:amsamba")
+    assert is_tar("APPLICATION:amgtar") and not is_tar("APPLICATION:amsamba")
+    # a name is not a program: amconf resolves application-tools to their plugin
+    assert not is_tar("APPLICATION:app_amgtar") and not is_tar("APPLICATION:my_gtar_wrapper")
     assert not is_tar("DUMP")
 
 
 def test_render_lines():
+    """One sequence per image, as root types it (Amanda's tools as backup)."""
     disklist = [entry("/srv", "DUMP", "/dev/sda2"), entry("/orig", "GNUTAR")]
     steps, _ = plan_restores(DUMPS, disklist, layout(), T, H)
     devices = {"V-01": "file:/vt/slot1", "V-02": "file:/vt/slot2"}
+    tar = "tar -x -p -G --numeric-owner -f - -C /target"
     assert render(steps[0], devices) == [
-        "amrestore -p -f 1 -l V-01 file:/vt/slot1 =web1 =/orig | "
-        "tar -x -p -G --numeric-owner -f - -C /target",
-        "amrestore -p -f 1 -l V-02 file:/vt/slot2 =web1 =/orig | "
-        "tar -x -p -G --numeric-owner -f - -C /target",
+        "# web1:/orig level 0 of 20260101010000: one part",
+        f"( cd / && runuser -u backup -- amrestore -p -f 1 -l V-01 file:/vt/slot1 =web1 =/orig "
+        f") | {tar}",
+        "# web1:/orig level 1 of 20260102010000: one part",
+        f"( cd / && runuser -u backup -- amrestore -p -f 1 -l V-02 file:/vt/slot2 =web1 =/orig "
+        f") | {tar}",
     ]
-    assert render(steps[1], devices) == [
-        "cd /target/srv && amrestore -p -f 2 -l V-01 file:/vt/slot1 =web1 =/srv | "
-        "restore -r -y -f -",
-        "cd /target/srv && amrestore -p -f 2 -l V-02 file:/vt/slot2 =web1 =/srv | "
-        "restore -r -y -f -",
-        "cd /target/srv && amrestore -p -f 1 -l V-03 <V-03> =web1 =/srv | restore -r -y -f -",
+    lines = render(steps[1], devices)
+    assert lines[1::2] == [
+        "cd /target/srv && ( cd / && runuser -u backup -- amrestore -p -f 2 -l V-01 "
+        "file:/vt/slot1 =web1 =/srv ) | restore -r -y -f -",
+        "cd /target/srv && ( cd / && runuser -u backup -- amrestore -p -f 2 -l V-02 "
+        "file:/vt/slot2 =web1 =/srv ) | restore -r -y -f -",
+        "cd /target/srv && ( cd / && runuser -u backup -- amrestore -p -f 1 -l V-03 '<V-03>' "
+        "=web1 =/srv ) | restore -r -y -f -",
     ]
     assert restoresymtable(steps[0]) is None
     assert restoresymtable(steps[1]) == "/target/srv/restoresymtable"
+
+
+def test_render_split_image_is_one_sequence():
+    """The catalog once printed one amrestore | tar per part: run as printed,
+    every part but the last failed and the tree was corrupt."""
+    steps, _ = plan_restores(DUMPS, [entry("/big", "GNUTAR", "/orig/big")], layout(), T, H)
+    devices = {"V-01": "file:/vt/slot1"}
+    tar = "tar -x -p -G --numeric-owner -f - -C /target/big"
+    plain = Header("SPLIT_FILE", "20260101010000", H, "/big", 0, comp="N")
+    assert render(steps[0], devices, lambda lab, n: plain) == [
+        "# web1:/big level 0 of 20260101010000: 2 parts, neither compressed nor encrypted: "
+        "joined as read",
+        "( cd / && runuser -u backup -- amrestore -p -f 4 -l V-01 file:/vt/slot1 =web1 =/big",
+        f"  runuser -u backup -- amrestore -p -f 5 -l V-01 file:/vt/slot1 =web1 =/big ) | {tar}",
+    ]
+    enc = Header("SPLIT_FILE", "20260101010000", H, "/big", 0, comp=".gz", encrypted=True,
+                 server_encrypt="/usr/sbin/amcrypt-ossl", server_decrypt_option="-d")
+    lines = render(steps[0], devices, lambda lab, n: enc)
+    assert lines[1:] == [
+        "( cd / && runuser -u backup -- amrestore -r -p -f 4 -l V-01 file:/vt/slot1 =web1 =/big "
+        "| tail -c +32769",
+        "  runuser -u backup -- amrestore -r -p -f 5 -l V-01 file:/vt/slot1 =web1 =/big "
+        "| tail -c +32769 ) | ( cd / && runuser -u backup -- /usr/sbin/amcrypt-ossl -d ) "
+        "| gzip -dc "
+        f"| {tar}",
+    ]
+    assert "decrypt and uncompress for the whole" in lines[0]
+    unknown = render(steps[0], devices)  # no header read: raw, and said so
+    assert "header was not read" in unknown[1] and "tail -c +32769" in unknown[2]
 
 
 def test_to_dict():
@@ -169,3 +206,35 @@ def test_to_dict():
         H, "/srv", "DUMP", "/target/srv", "/srv")
     assert [(x["level"], x["label"], x["filenum"]) for x in dd["dumps"]] == [
         (0, "V-01", 2), (1, "V-02", 2), (2, "V-03", 1)]
+
+
+def test_split_image_on_tapes_loads_each_volume_inside_the_group():
+    """A split across volumes in a drive: the load (a prompt on the terminal or a
+    changer command, its output kept off the stream) comes right before its part."""
+    from recovery.catalog import positioning
+    from recovery.restore.pipe import build, volume_loads
+    from recovery.restore.plan import extract_cmd
+    d0 = Dump(H, "/srv", "20260101000000", 0, [Part("L-02", 1, 2), Part("L-01", 3, 1)], 2)
+    d1 = Dump(H, "/srv", "20260102000000", 1, [Part("L-02", 2, 1)], 1)
+    media = positioning.TapeMedia("/dev/nst0",
+                                  positioning.MtxChanger("/dev/sg1", {"L-01": 1, "L-02": 2}))
+    loads, loaded = volume_loads([d0, d1], media)
+    assert loaded == "L-02"
+    lines = build(H, "/srv", d0, media.device, extract_cmd("DUMP", "/mnt/srv"), None,
+                  loads.get(0)).lines()
+    assert lines[2:] == [
+        "cd /mnt/srv && ( cd / && mtx -f /dev/sg1 load 1 0 >&2",
+        "  runuser -u backup -- amrestore -r -p -f 3 -l L-01 tape:/dev/nst0 =web1 =/srv "
+        "| tail -c +32769",
+        "  mtx -f /dev/sg1 unload 1 0 >&2",
+        "  mtx -f /dev/sg1 load 2 0 >&2",
+        "  runuser -u backup -- amrestore -r -p -f 1 -l L-02 tape:/dev/nst0 =web1 =/srv "
+        "| tail -c +32769 ) | restore -r -y -f -"]
+    # the next image is on the volume already in the drive: no load
+    assert 1 not in loads
+    manual = positioning.TapeMedia("/dev/nst0")
+    loads, _ = volume_loads([d0], manual)
+    text = build(H, "/srv", d0, manual.device, extract_cmd("GNUTAR", "/t"), None,
+                 loads.get(0)).lines()
+    assert 'read -r -p "Insert volume L-02 into /dev/nst0, then press Enter " _ </dev/tty' \
+        in [t.strip() for t in text]

@@ -1,0 +1,101 @@
+"""Before any disk is touched: can each DLE's chain really be restored here?
+
+For every image of every chain: all parts known, each volume at hand, each
+part's header read and matching the catalog (host, disk, date, level, part
+number, program), the header's decrypt and uncompress programs present and
+an encryption key in place.  A tape drive's volumes are checked as they are
+loaded (reading them now would mean loading each one): said so, not hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+
+from essentials.errors import AmdrError
+
+from . import crypt
+from .driver import check_program
+from .pipe import filters
+from .plan import RestoreStep
+
+
+AMANDA_USER = "backup"
+
+
+def unreadable_by(path: str, user: str) -> str | None:
+    """Why `user` could not open `path` for reading by its mode bits (None: it can)."""
+    pw = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(user, pw.pw_gid))
+
+    def allowed(st, bit_owner, bit_group, bit_other):
+        if st.st_uid == pw.pw_uid:
+            return st.st_mode & bit_owner
+        if st.st_gid in groups:
+            return st.st_mode & bit_group
+        return st.st_mode & bit_other
+
+    parts = os.path.abspath(path).split("/")
+    for i in range(1, len(parts)):
+        d = "/".join(parts[:i]) or "/"
+        st = os.stat(d)
+        if not allowed(st, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+            return f"it may not enter {d}"
+    st = os.stat(path)
+    if not allowed(st, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH):
+        return f"{path} is not readable to it"
+    return None
+
+
+def check_step(st: RestoreStep, library, provided=()) -> None:
+    """Raises AmdrError naming what stops this DLE's restore."""
+    for d in st.chain.dumps:
+        where = f"the level {d.level} image of {d.date}"
+        if d.missing_parts():
+            raise AmdrError(f"{where} lacks part(s) "
+                            f"{', '.join(map(str, d.missing_parts()))}")
+        parts = sorted(d.parts, key=lambda p: p.partnum)
+        avail = getattr(library, "available", None)
+        for p in parts:
+            if avail is not None and p.label not in avail:
+                raise AmdrError(f"volume {p.label} (part {p.partnum} of {where}) is not at "
+                                f"hand")
+        if not hasattr(library, "image_path"):
+            continue  # a tape drive: each header is checked when its volume is loaded
+        first = None
+        for p in parts:
+            h = library.check_image(p.label, p.filenum, st.host, st.disk, d.date, d.level)
+            why = unreadable_by(str(library.image_path(p.label, p.filenum)), AMANDA_USER)
+            if why:
+                raise AmdrError(f"amrestore runs as {AMANDA_USER}, who cannot read {p.label} "
+                                f"file {p.filenum}: {why}; `chmod -R a+rX` the volumes (or "
+                                f"copy them where {AMANDA_USER} can read them)")
+            if len(parts) > 1 and h.partnum is not None and h.partnum != p.partnum:
+                raise AmdrError(f"{p.label} file {p.filenum} is part {h.partnum} of {where}, "
+                                f"the catalog says part {p.partnum}")
+            check_program(st, h, p.label, p.filenum)
+            first = first or h
+        for f in filters(first, where):
+            if shutil.which(f.argv[0]) is None:
+                raise AmdrError(f"{where} needs `{f.argv[0]}` to {f.what}, and it is not "
+                                f"installed here")
+            if f.what == "decrypt":
+                problem = crypt.key_problem(f.argv[0], provided)
+                if problem:
+                    raise AmdrError(problem)
+
+
+def check(steps: list[RestoreStep], library, provided=()):
+    """(steps that can be restored, [(host, disk, why not)]); provided: the key
+    files (paths under ~backup) the bundles carry."""
+    ok, bad = [], []
+    for st in steps:
+        try:
+            check_step(st, library, provided)
+        except AmdrError as e:
+            bad.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
+        else:
+            ok.append(st)
+    return ok, bad
