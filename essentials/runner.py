@@ -267,7 +267,7 @@ class Runner:
 
     # -- pipelines ---------------------------------------------------------
     def stream(self, sources: list[Source], sink: list[Cmd], *, what=None, progress=None,
-               interval: float = 1.0) -> StreamResult:
+               interval: float = 1.0, count: str = "wchar") -> StreamResult:
         """Several sources, one after another, into one OS pipe read by `sink`.
 
         Each Source is a small pipeline (e.g. `amrestore -r -p ... | tail -c
@@ -275,7 +275,8 @@ class Runner:
         first (load a volume, check a header) and its `check(stats)` after it
         (raise to stop: the sink is then killed and nothing more is read).
         Python holds the pipe's write end and never reads the data.
-        progress(bytes_so_far) gets the bytes the sources' first stages wrote.
+        progress(bytes_so_far) gets the bytes the sources' first stages wrote
+        (count="rchar": read, e.g. off the volume, whatever they write).
         """
         shown = " ; ".join(" | ".join(display(c.argv) for c in s.cmds) for s in sources)
         shown = f"( {shown} ) | " + " | ".join(display(c.argv) for c in sink)
@@ -310,7 +311,7 @@ class Runner:
             while not stop.wait(interval):
                 if progress:
                     v = _proc_io(current[0].pid) if current else {}
-                    progress(done[0] + v.get("wchar", 0))
+                    progress(done[0] + v.get(count, 0))
 
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
@@ -323,7 +324,7 @@ class Runner:
                 current[:] = procs
                 stats = _reap(procs, errs, src.cmds)
                 current[:] = []
-                done[0] += stats[0].write_bytes
+                done[0] += stats[0].read_bytes if count == "rchar" else stats[0].write_bytes
                 results.append(stats)
                 failed = [s for s in stats if s.returncode != 0]
                 if any(s.returncode == -13 for s in failed):

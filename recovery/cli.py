@@ -278,11 +278,31 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
             print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
                   f"{st.directory}", flush=True)
             try:
-                results.append(driver.restore_step(runner, st, lib))
+                results.append(driver.restore_step(runner, st, lib, progress=ProgressLines()))
             except AmdrError as e:
                 print(f"FAILED {st.host}:{st.disk}: {e}", file=sys.stderr, flush=True)
                 errors.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
     return results, errors
+
+
+class ProgressLines:
+    """A restore's progress (driver.Progress) as a line now and then: every 5 s on
+    a terminal, every 30 s into a log; the per-DLE table ends the run."""
+
+    def __init__(self, every: float | None = None):
+        import time
+        env = os.environ.get("AMDR_PROGRESS_SECONDS")  # tests and the UI's log: say how often
+        if every is None and env:
+            every = float(env)
+        self.every = every if every is not None else (5.0 if sys.stdout.isatty() else 30.0)
+        self.clock = time.monotonic
+        self.last = self.clock()
+
+    def __call__(self, ev):
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            print(ev.line(), flush=True)
 
 
 def go_on_without(errors, allow: bool):

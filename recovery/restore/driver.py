@@ -10,13 +10,69 @@ from dataclasses import dataclass, field
 from essentials.errors import AmdrError
 from essentials.runner import Runner, Source
 
-from .media import Header, VtapeLibrary
+from .media import HEADER_SIZE, Header, VtapeLibrary, read_header
+from .pipe import filters
 from .pipe import build as build_pipe
 from .plan import RestoreStep, extract_cmd, is_tar, restoresymtable
 
 log = logging.getLogger(__name__)
 
 AMANDA_USER = "backup"
+
+
+@dataclass
+class Progress:
+    """Where one DLE's restore is, as data for the CLI, the UI and the report."""
+
+    host: str
+    disk: str
+    level: int
+    image: int  # 1-based, of `images`
+    images: int
+    done: int  # bytes read off the volumes for this DLE so far
+    total: int | None  # bytes of all its images on the volumes (None: not known)
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if self.total is None or self.rate <= 0:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+    def line(self) -> str:
+        mb = self.done / 1e6
+        of = f"/{self.total / 1e6:.0f}" if self.total else ""
+        pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        eta = f", about {self.eta:.0f} s left" if self.eta is not None else ""
+        return (f"  {self.host}:{self.disk} level {self.level} (image {self.image}/"
+                f"{self.images}): {mb:.0f}{of} MB{pct}, {self.rate / 1e6:.1f} MB/s{eta}")
+
+
+def image_bytes(library, dumps) -> int | None:
+    """The bytes the reads of these images will write into the stream (what the
+    progress counts), from the vtape files and their headers; None where the
+    volumes cannot be looked at now (a tape drive)."""
+    if not hasattr(library, "image_path"):
+        return None
+    total = 0
+    try:
+        for d in dumps:
+            paths = [library.image_path(p.label, p.filenum) for p in d.parts]
+            sizes = [os.path.getsize(x) for x in paths]
+            h = read_header(paths[0])
+            if len(paths) == 1:  # amrestore -p writes the native stream
+                total += (h.native_size if h and h.native_size else sizes[0] - HEADER_SIZE)
+            elif h is not None and filters(h):  # raw parts, headers and all
+                total += sum(sizes)
+            else:
+                total += sum(sizes) - HEADER_SIZE * len(sizes)
+    except (OSError, AmdrError):
+        return None
+    return total
 
 
 @dataclass
@@ -70,7 +126,9 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
     runner.run(["mkdir", "-p", step.directory])
     start = time.monotonic()
     extract = extract_cmd(step.program, step.directory)
-    for d in step.chain.dumps:
+    total = image_bytes(library, step.chain.dumps)
+    base = 0  # bytes of the images already restored
+    for n, d in enumerate(step.chain.dumps, 1):
         if d.missing_parts():
             raise AmdrError(f"{step.host}:{step.disk}: the level {d.level} image of {d.date} "
                             f"lacks part(s) {', '.join(map(str, d.missing_parts()))}")
@@ -85,8 +143,14 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
         log.info("restoring %s:%s level %d (%s) from %s into %s", step.host, step.disk,
                  d.level, pipe.how, ", ".join(f"{p.label} file {p.filenum}" for p in parts),
                  step.directory)
-        out = runner.stream(sources, pipe.sink, progress=progress,
+        tell = None
+        if progress is not None:
+            def tell(read, d=d, n=n, b=base):
+                progress(Progress(step.host, step.disk, d.level, n, len(step.chain.dumps),
+                                  b + read, total, time.monotonic() - start))
+        out = runner.stream(sources, pipe.sink, progress=tell,
                             what=f"restore {step.host}:{step.disk} level {d.level}")
+        base += out.bytes_through
         res.levels.append(d.level)
         res.dates.append(d.date)
         res.bytes += out.bytes_through

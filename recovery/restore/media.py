@@ -40,6 +40,8 @@ class Header:
     # bytes of the whole image as written (SERVER-CRC=crc:size), so the
     # parts found on disk can be checked for completeness without reading them
     server_size: int | None = None
+    # bytes of the native stream (what tar or restore reads: NATIVE-CRC=crc:size)
+    native_size: int | None = None
     # the dumptype's program as the DLE block says (GNUTAR, DUMP, APPLICATION)
     dle_program: str = ""
     # how the stream was written: `comp .gz` (N: none), `crypt enc`, and the
@@ -91,6 +93,9 @@ def parse_header(block: bytes) -> Header | None:
         m = re.search(r"^SERVER-CRC=[0-9a-fA-F]+:(\d+)$", text, re.M)
         if m:
             h.server_size = int(m.group(1))
+        m = re.search(r"^NATIVE-CRC=[0-9a-fA-F]+:(\d+)$", text, re.M)
+        if m:
+            h.native_size = int(m.group(1))
         m = re.search(r"<program>([^<]+)</program>", text)
         if m:
             h.dle_program = m.group(1).strip().upper()

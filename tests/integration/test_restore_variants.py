@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -101,7 +102,8 @@ def test_catalog_commands_run_as_printed_restore_the_tree(lab, tmp_path, which):
     assert tree.compare(lab.runs[-1].manifests[disk], got) == []
 
 
-def test_recover_restores_split_images_from_the_bundle_alone(lab, tmp_path):
+def test_recover_restores_split_images_from_the_bundle_alone(lab, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMDR_PROGRESS_SECONDS", "0")  # a progress line at every tick
     target = tmp_path / "target"
     report = tmp_path / "report.json"
     with blank_disk(tmp_path / "new.img", os.path.getsize(lab.image) + (16 << 20)) as new:
@@ -117,6 +119,12 @@ def test_recover_restores_split_images_from_the_bundle_alone(lab, tmp_path):
             assert tree.compare(expected[lab.data_disk], got_data) == []
             doc = json.loads(report.read_text())
             assert sorted(tuple(r["levels"]) for r in doc["restored"]) == [(0, 1), (0, 1)]
+            # progress as the images are read: bytes of the known total, rate
+            ticks = re.findall(rf"localhost:{re.escape(lab.root_disk)} level (\d) \(image "
+                               rf"(\d)/2\): (\d+)/(\d+) MB \((\d+)%\)", p.stdout)
+            assert ticks, p.stdout
+            assert all(int(done) <= int(total) + 1 for _, _, done, total, _ in ticks)
+            assert max(int(pct) for *_, pct in ticks) == 100  # the total was right
             assert doc["errors"] == []
         finally:
             umount_target(target)

@@ -128,3 +128,13 @@ def test_keys_are_taken_away_when_the_run_fails(tmp_path):
             assert Path(base / ".am_passphrase").exists()
             raise RuntimeError("restore failed")
     assert os.listdir(base) == []
+
+
+def test_progress_as_data():
+    from recovery.restore.driver import Progress
+    ev = Progress("web1", "/srv", 0, 1, 2, 50_000_000, 200_000_000, 10.0)
+    assert ev.rate == 5e6 and ev.eta == 30.0
+    assert ev.line() == ("  web1:/srv level 0 (image 1/2): 50/200 MB (25%), 5.0 MB/s, "
+                         "about 30 s left")
+    unknown = Progress("web1", "/srv", 1, 2, 2, 1_000_000, None, 0.0)
+    assert unknown.eta is None and unknown.line().endswith("1 MB, 0.0 MB/s")
