@@ -49,6 +49,7 @@ demo:
 
 bench:
 	rc=0; $(PY) -m tests.lab.bench || rc=1; echo; \
+	$(PY) -m tests.lab.bench_restore || rc=1; echo; \
 	$(PY) -m tests.lab.bench_essentials || rc=1; echo; \
 	$(PY) -m tests.lab.bench_catalog_scan || rc=1; echo; \
 	$(PY) -m tests.lab.bench_chains || rc=1; exit $$rc

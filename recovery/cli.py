@@ -258,30 +258,62 @@ def planned_restores(s: Session, only=None):
     return lib, steps, errors + bad
 
 
+def restore_jobs(jobs, lib) -> int:
+    """--jobs, else: one stream on a tape drive; on vtapes two where there are two
+    cores (a stream is mostly one busy process: amrestore, gzip or tar)."""
+    from .restore.devices import TapeDrive
+    if isinstance(lib, TapeDrive):
+        if jobs and jobs > 1:
+            print("note: one tape drive reads one stream at a time: --jobs 1")
+        return 1
+    if jobs:
+        return jobs
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None,
-               errors=None):
-    """Each DLE on its own: a failure is recorded with its reason and the
-    others go on.  Returns (results, errors: not restorable or failed); the
+               errors=None, jobs=None):
+    """Each DLE on its own, `jobs` at a time (restore/streams.py: parents first,
+    never two streams on one volume): a failure is recorded with its reason and
+    the others go on.  Returns (results, errors: not restorable or failed); the
     lists given are filled as it goes, so an interrupted run still reports."""
+    import threading
+
+    from .restore import crypt, streams
     results = [] if results is None else results
     errors = [] if errors is None else errors
-    from .restore import crypt
     lib, steps, planned_errors = planned or planned_restores(s, only)
     errors.extend(planned_errors)
     check_restore_tools(_dles(steps), lib)
+    n = restore_jobs(jobs, lib)
+    lock = threading.Lock()
+
+    def one(st):
+        with lock:
+            print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
+                  f"{st.directory}", flush=True)
+        r = driver.restore_step(runner, st, lib, progress=ProgressLines())
+        with lock:
+            results.append(r)
+        return r
+
+    def failed(st, e):
+        if not isinstance(e, AmdrError):
+            log.error("restoring %s:%s", st.host, st.disk, exc_info=e)
+        print(f"FAILED {st.host}:{st.disk}: {e}", file=sys.stderr, flush=True)
+        errors.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
+
     # Amanda's encryption keys from the bundles, in ~backup for this run only
     with crypt.installed([] if runner.dry_run else getattr(s, "key_bundles", [])) as keys:
         if keys:
             print(f"Amanda's encryption keys from the bundle in ~backup for the restore: "
                   f"{', '.join(keys)} (removed after)")
-        for st in steps:
-            print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
-                  f"{st.directory}", flush=True)
-            try:
-                results.append(driver.restore_step(runner, st, lib, progress=ProgressLines()))
-            except AmdrError as e:
-                print(f"FAILED {st.host}:{st.disk}: {e}", file=sys.stderr, flush=True)
-                errors.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
+        if n > 1 and len(steps) > 1:
+            print(f"restoring up to {n} DLEs at once (--jobs): parents first, one stream "
+                  f"per volume")
+        streams.run(steps, n, one, on_error=failed)
+    order = {(st.host, st.disk): i for i, st in enumerate(steps)}
+    results.sort(key=lambda r: order.get((r.host, r.disk), 0))
     return results, errors
 
 
@@ -373,7 +405,7 @@ def cmd_restore(args) -> int:
     s = _session(args)
     results, errors = [], []
     try:
-        do_restore(s, Runner(), args.dle, results=results, errors=errors)
+        do_restore(s, Runner(), args.dle, results=results, errors=errors, jobs=args.jobs)
     finally:
         finalize_run.reset(s.workdir)  # the files it changed are restored anew
         end_of_restore(s, results, errors, args.report)
@@ -459,7 +491,7 @@ def cmd_recover(args) -> int:
     results, errors = [], []
     try:
         do_restore(s, runner, args.dle, planned=(lib, steps, planned_errors), results=results,
-                   errors=errors)
+                   errors=errors, jobs=args.jobs)
     finally:
         end_of_restore(s, results, errors, args.report)
     root_back = any(st.original == "/" for st in steps
@@ -792,6 +824,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="restore only this DLE (its disk name; repeatable)")
             sp.add_argument("--report", metavar="FILE",
                             help="write the per-DLE results as JSON to FILE")
+            sp.add_argument("--jobs", type=int, metavar="N",
+                            help="DLEs restored at once (default: 2 on vtapes with two "
+                                 "cores or more, 1 on a tape drive); a DLE waits for the "
+                                 "one whose directory holds it, and no volume is read by "
+                                 "two at once")
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")

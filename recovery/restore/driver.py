@@ -84,6 +84,8 @@ class StepResult:
     dates: list[str] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
+    started: float = 0.0  # wall clock (time.time()) at its start and end: parallel
+    ended: float = 0.0    # streams overlap, parents end before their children start
 
 
 def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | None:
@@ -125,6 +127,7 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
     res = StepResult(step.host, step.disk, step.directory)
     runner.run(["mkdir", "-p", step.directory])
     start = time.monotonic()
+    res.started = time.time()
     extract = extract_cmd(step.program, step.directory)
     total = image_bytes(library, step.chain.dumps)
     base = 0  # bytes of the images already restored
@@ -162,4 +165,5 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
         os.unlink(sym)
         os.utime(step.directory, ns=(st.st_atime_ns, st.st_mtime_ns))
     res.seconds = time.monotonic() - start
+    res.ended = time.time()
     return res

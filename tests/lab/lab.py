@@ -38,6 +38,7 @@ AMANDA_USER = "backup"
 ROOT_UUID = "5d1f3c2a-0b4e-4c6d-9a7e-1f2e3d4c5b6a"
 DATA_UUID = "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"
 SWAP_UUID = "0e6f2a1b-3c4d-4e5f-a6b7-c8d9e0f1a2b3"
+HOME_UUID = "3b4c5d6e-7f80-4192-a3b4-c5d6e7f80912"
 LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 LINUX_SWAP = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
 
@@ -63,13 +64,16 @@ class Run:
 
 class AmandaLab:
     def __init__(self, root_mb=160, data_mb=64, swap_mb=16, slots=12, basedir="/var/tmp",
-                 holding_mb=4000):
+                 holding_mb=4000, home_mb=0):
         self.name = "amdrlab" + "".join(random.choices("abcdefghijkmnpqrstuvwxyz23456789", k=6))
         self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=basedir))
         os.chmod(self.base, 0o755)
         self.root_mb, self.data_mb, self.swap_mb = root_mb, data_mb, swap_mb
         self.slots = slots
         self.holding_mb = holding_mb
+        # home_mb: a fourth partition, ext4 on /home, a GNUTAR DLE beside /srv
+        # (siblings under /: restored at the same time with --jobs)
+        self.home_mb = home_mb
         self.confdir = Path("/etc/amanda") / self.name
         self.vtapes = self.base / "vtapes"
         self.state = self.base / "state"
@@ -112,8 +116,16 @@ class AmandaLab:
     def data_mnt(self) -> Path:
         return self.mnt / "srv"
 
+    @property
+    def home_disk(self) -> str:
+        """The second GNUTAR DLE (with home_mb): /home's mountpoint."""
+        return str(self.mnt / "home")
+
     def dle_dirs(self) -> dict:
-        return {self.root_disk: self.mnt, self.data_disk: self.data_mnt}
+        out = {self.root_disk: self.mnt, self.data_disk: self.data_mnt}
+        if self.home_mb:
+            out[self.home_disk] = self.mnt / "home"
+        return out
 
     # -- setup -----------------------------------------------------------------
     def setup(self):
@@ -123,7 +135,7 @@ class AmandaLab:
             (self.vtapes / f"slot{i}").mkdir(parents=True)
         self.holding.mkdir()
         self.mnt.mkdir()
-        size_mb = 1 + self.root_mb + self.data_mb + self.swap_mb + 1
+        size_mb = 1 + self.root_mb + self.data_mb + self.swap_mb + self.home_mb + 1
         with open(self.image, "wb") as f:
             f.truncate(size_mb << 20)
         self.loop = sh(["losetup", "-f", "--show", str(self.image)]).strip()
@@ -131,13 +143,16 @@ class AmandaLab:
                   f"size={self.root_mb}MiB, type={LINUX_FS}, name=\"lab-root\"\n"
                   f"size={self.data_mb}MiB, type={LINUX_FS}, name=\"lab-data\"\n"
                   f"size={self.swap_mb}MiB, type={LINUX_SWAP}, name=\"lab-swap\"\n")
+        if self.home_mb:
+            script += f"size={self.home_mb}MiB, type={LINUX_FS}, name=\"lab-home\"\n"
+        parts = (1, 2, 3, 4) if self.home_mb else (1, 2, 3)
         sh(["sfdisk", "-q", "--no-reread", self.loop], input=script)
         for attempt in range(3):  # another process's partx -d on a reused loop name races us
             sh(["partx", "-a", self.loop], check=False)
             sh(["partx", "-u", self.loop])
-            if not devnodes.wait_for([self.part(n) for n in (1, 2, 3)]):
+            if not devnodes.wait_for([self.part(n) for n in parts]):
                 break
-        for n in (1, 2, 3):
+        for n in parts:
             self._wait(self.part(n))
         self._clear_dumpdates()
         sh(["mkfs.ext4", "-q", "-F", "-U", ROOT_UUID, "-L", "lab-root", "-m", "2",
@@ -145,6 +160,8 @@ class AmandaLab:
         sh(["tune2fs", "-c", "30", "-i", "90d", self.part(1)])
         sh(["mkfs.ext4", "-q", "-F", "-U", DATA_UUID, "-L", "lab-data", self.part(2)])
         sh(["mkswap", "-U", SWAP_UUID, "-L", "lab-swap", self.part(3)])
+        if self.home_mb:
+            sh(["mkfs.ext4", "-q", "-F", "-U", HOME_UUID, "-L", "lab-home", self.part(4)])
         self.mount()
         self._write_config()
 
@@ -156,6 +173,9 @@ class AmandaLab:
         sh(["mount", self.part(1), str(self.mnt)])
         self.data_mnt.mkdir(exist_ok=True)
         sh(["mount", self.part(2), str(self.data_mnt)])
+        if self.home_mb:
+            (self.mnt / "home").mkdir(exist_ok=True)
+            sh(["mount", self.part(4), str(self.mnt / "home")])
         # no udev here: DUMP reads the device as backup, which is in group disk
         os.chown(self.part(2), 0, 6)
         os.chmod(self.part(2), 0o660)
@@ -203,7 +223,12 @@ define dumptype lab-base {{
 define dumptype lab-gnutar {{
   lab-base
   program "GNUTAR"
-  exclude "./srv"
+  exclude "./srv"{' "./home"' if self.home_mb else ""}
+}}
+
+define dumptype lab-gnutar-home {{
+  lab-base
+  program "GNUTAR"
 }}
 
 define dumptype lab-dump {{
@@ -213,7 +238,8 @@ define dumptype lab-dump {{
 ''')
         (self.confdir / "disklist").write_text(
             f"localhost {self.root_disk} lab-gnutar\n"
-            f"localhost {self.data_disk} lab-dump\n")
+            f"localhost {self.data_disk} lab-dump\n"
+            + (f"localhost {self.home_disk} lab-gnutar-home\n" if self.home_mb else ""))
         (self.confdir / "tapelist").write_text("")
         sh(["chown", "-R", f"{AMANDA_USER}:{AMANDA_USER}", str(self.confdir),
             str(self.vtapes), str(self.state), str(self.holding)])
@@ -226,12 +252,14 @@ define dumptype lab-dump {{
     # OpenSSL 3 warning about key derivation, on every encrypted dump)
     ok_exit = (0,)
 
-    def amdump(self, timeout=900) -> str:
-        """One real amdump run; returns its datestamp."""
+    def amdump(self, timeout=900, only=()) -> str:
+        """One real amdump run (of the DLEs `only` names, else all); returns its
+        datestamp.  Each run writes to a volume of its own."""
         sh(["sync"])
         sh(["blockdev", "--flushbufs", self.part(2)])  # DUMP reads the device
         before = set(os.listdir(self.state / "log"))
-        p = subprocess.Popen(["runuser", "-u", AMANDA_USER, "--", "amdump", self.name],
+        dles = [a for d in only for a in ("localhost", f"={d}")]
+        p = subprocess.Popen(["runuser", "-u", AMANDA_USER, "--", "amdump", self.name, *dles],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
         try:
@@ -262,18 +290,19 @@ define dumptype lab-dump {{
                                         config=self.name)
         return out
 
-    def backup(self, force_full=False, bump=False, expect=None) -> Run:
+    def backup(self, force_full=False, bump=False, expect=None, only=()) -> Run:
         if force_full:
             self.amadmin("force", "localhost")
         if bump:
             self.amadmin("force-bump", "localhost")
-        manifests = {disk: tree.snapshot(str(d), exclude={"lost+found", "srv"}
+        nested = {"lost+found", "srv"} | ({"home"} if self.home_mb else set())
+        manifests = {disk: tree.snapshot(str(d), exclude=nested
                                          if disk == self.root_disk else {"lost+found"})
                      for disk, d in self.dle_dirs().items()}
-        ds = self.amdump()
+        ds = self.amdump(only=only)
         levels = self.levels_of(ds)
         run = Run(len(self.runs) + 1, ds, levels, manifests)
-        if expect is not None and levels != {self.root_disk: expect, self.data_disk: expect}:
+        if expect is not None and levels != {d: expect for d in (only or self.dle_dirs())}:
             raise RuntimeError(f"lab run {run.number}: expected level {expect} for both "
                                f"DLEs, Amanda did {levels}")
         self.runs.append(run)
@@ -301,14 +330,14 @@ define dumptype lab-dump {{
 
     # -- disaster ----------------------------------------------------------------
     def umount(self):
-        for m in (self.data_mnt, self.mnt):
+        for m in (self.mnt / "home", self.data_mnt, self.mnt):
             if os.path.ismount(m):
                 sh(["umount", str(m)])
 
     def destroy_disk(self):
         """The disk is lost: signatures wiped and the first MiBs zeroed."""
         self.umount()
-        for n in (1, 2, 3):
+        for n in (1, 2, 3, 4):
             if os.path.exists(self.part(n)):
                 sh(["wipefs", "-a", "-q", self.part(n)], check=False)
         sh(["wipefs", "-a", "-q", self.loop])
