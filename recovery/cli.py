@@ -221,7 +221,39 @@ def do_diskinit(s: Session, runner: Runner, yes: bool, restart: bool = False):
         print(f"nothing was recreated: every disk action was done in an earlier run "
               f"(journal {j.path}) and the disks still carry its work; "
               f"`--restart` recreates them anyway")
+    else:  # new, empty filesystems: nothing of an earlier restore is on them
+        from .restore.journal import RestoreJournal
+        RestoreJournal(restore_journal_path(s)).restart()
     return actions
+
+
+def restore_journal_path(s: Session) -> str:
+    return os.path.join(s.workdir, "restore.journal")
+
+
+def remake_filesystem(s: Session, runner: Runner, st, actions=None):
+    """A dump DLE whose restore was interrupted: its filesystem made again (same
+    UUID and label, by the disk plan's own format action) and mounted again,
+    with what is mounted below it."""
+    acts = actions or s.disk_plan(runner)
+    mounts = [a for a in acts if a.type == "mount"]
+    m = next((a for a in mounts if a.mountpoint == st.original), None)
+    if m is None:
+        raise AmdrError(f"{st.host}:{st.disk}: its dump restore was interrupted, and no "
+                        f"filesystem of the disk plan is mounted at {st.original} to make "
+                        f"again; restore it into a fresh filesystem")
+    fmt = next(a for a in acts if a.id == f"format-{m.filesystem}")
+    top = m.target.rstrip("/")
+    below = [a for a in mounts if a.target == m.target or a.target.startswith(top + "/")]
+    for a in sorted(below, key=lambda a: len(a.target), reverse=True):
+        if os.path.ismount(a.target):
+            runner.run(["umount", a.target], what="a fresh filesystem for restore -r")
+    fmt.execute(runner)
+    for a in sorted(below, key=lambda a: len(a.target)):
+        a.execute(runner)
+    print(f"{st.host}:{st.disk}: its dump restore was interrupted, and restore -r needs a "
+          f"fresh filesystem: {fmt.path} made again ({fmt.fstype}, same UUID and label); "
+          f"its chain restarts", flush=True)
 
 
 def cmd_diskinit(args) -> int:
@@ -272,7 +304,7 @@ def restore_jobs(jobs, lib) -> int:
 
 
 def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None,
-               errors=None, jobs=None):
+               errors=None, jobs=None, disk_actions=None):
     """Each DLE on its own, `jobs` at a time (restore/streams.py: parents first,
     never two streams on one volume): a failure is recorded with its reason and
     the others go on.  Returns (results, errors: not restorable or failed); the
@@ -285,15 +317,25 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
     lib, steps, planned_errors = planned or planned_restores(s, only)
     errors.extend(planned_errors)
     check_restore_tools(_dles(steps), lib)
+    from .restore.journal import RestoreJournal
     n = restore_jobs(jobs, lib)
     lock = threading.Lock()
+    journal = RestoreJournal(restore_journal_path(s))
 
     def one(st):
         with lock:
             print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
                   f"{st.directory}", flush=True)
-        r = driver.restore_step(runner, st, lib, progress=ProgressLines())
+        r = driver.restore_step(runner, st, lib, progress=ProgressLines(), journal=journal,
+                                remake=lambda x: remake_filesystem(s, runner, x, disk_actions))
         with lock:
+            if r.skipped == len(st.chain.dumps):
+                print(f"{st.host}:{st.disk}: every image was restored by an earlier run "
+                      f"(journal {journal.path}); `restore --restart` restores it again",
+                      flush=True)
+            elif r.skipped:
+                print(f"{st.host}:{st.disk}: {r.skipped} image(s) restored by an earlier "
+                      f"run, continued from level {st.chain.levels[r.skipped]}", flush=True)
             results.append(r)
         return r
 
@@ -404,6 +446,11 @@ def end_of_restore(s: Session, results, errors, report_path):
 def cmd_restore(args) -> int:
     s = _session(args)
     results, errors = [], []
+    if args.restart:
+        from .restore.journal import RestoreJournal
+        old = RestoreJournal(restore_journal_path(s)).restart()
+        if old:
+            print(f"restoring everything again: the restore journal is set aside as {old}")
     try:
         do_restore(s, Runner(), args.dle, results=results, errors=errors, jobs=args.jobs)
     finally:
@@ -487,11 +534,11 @@ def cmd_recover(args) -> int:
             raise FinalizeError("the restored system could not be made to boot, so no disk "
                                 "was touched:\n  " + "\n  ".join(fin.problems)
                                 + "\n  (--no-finalize restores the files anyway)")
-    do_diskinit(s, runner, args.yes, args.restart)
+    actions = do_diskinit(s, runner, args.yes, args.restart)
     results, errors = [], []
     try:
         do_restore(s, runner, args.dle, planned=(lib, steps, planned_errors), results=results,
-                   errors=errors, jobs=args.jobs)
+                   errors=errors, jobs=args.jobs, disk_actions=actions)
     finally:
         end_of_restore(s, results, errors, args.report)
     root_back = any(st.original == "/" for st in steps
@@ -829,6 +876,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "cores or more, 1 on a tape drive); a DLE waits for the "
                                  "one whose directory holds it, and no volume is read by "
                                  "two at once")
+        if name == "restore":
+            sp.add_argument("--restart", action="store_true",
+                            help="restore every DLE anew (a re-run otherwise skips the images "
+                                 "its journal says are restored, and redoes the interrupted "
+                                 "one)")
         if name in ("diskinit", "recover"):
             sp.add_argument("--yes", action="store_true",
                             help="do not ask before wiping the mapped disks")

@@ -86,6 +86,8 @@ class StepResult:
     seconds: float = 0.0
     started: float = 0.0  # wall clock (time.time()) at its start and end: parallel
     ended: float = 0.0    # streams overlap, parents end before their children start
+    skipped: int = 0      # images restored by an earlier run (the restore journal)
+    remade: bool = False  # its filesystem was made again (an interrupted dump restore)
 
 
 def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | None:
@@ -122,16 +124,45 @@ def check_program(step: RestoreStep, h, label: str, filenum: int):
                     f"it cannot be restored with {'tar' if is_tar(step.program) else 'restore'}")
 
 
+def resume_point(runner: Runner, step: RestoreStep, journal, remake) -> tuple[int, bool]:
+    """(images to skip, whether the filesystem was made again) from the journal."""
+    if journal is None or runner.dry_run:
+        return 0, False
+    dle = f"{step.host}:{step.disk}"
+    pos = journal.position(dle, [(d.date, d.level) for d in step.chain.dumps])
+    if pos.interrupted and not is_tar(step.program):
+        # restore -r cannot continue over what an interrupted run left
+        if remake is None:
+            raise AmdrError(f"{dle}: its dump restore was interrupted, and restore -r needs "
+                            f"a fresh filesystem: make it again (amdr-recover diskinit "
+                            f"--restart) and restore it anew")
+        remake(step)
+        journal.reset(dle, "the dump restore was interrupted: its filesystem made again")
+        return 0, True
+    if pos.interrupted and pos.done:
+        log.info("%s: level %d was interrupted: extracted again over what it left", dle,
+                 step.chain.dumps[pos.done].level)
+    return pos.done, False
+
+
 def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
-                 progress=None) -> StepResult:
+                 progress=None, journal=None, remake=None) -> StepResult:
+    """journal: a RestoreJournal (images done are skipped, the interrupted one
+    redone); remake(step): makes a dump DLE's filesystem again."""
     res = StepResult(step.host, step.disk, step.directory)
     runner.run(["mkdir", "-p", step.directory])
     start = time.monotonic()
     res.started = time.time()
+    res.skipped, res.remade = resume_point(runner, step, journal, remake)
+    dle = f"{step.host}:{step.disk}"
     extract = extract_cmd(step.program, step.directory)
-    total = image_bytes(library, step.chain.dumps)
+    total = image_bytes(library, step.chain.dumps[res.skipped:])
     base = 0  # bytes of the images already restored
     for n, d in enumerate(step.chain.dumps, 1):
+        if n <= res.skipped:
+            log.info("%s level %d of %s: restored by an earlier run (journal)", dle, d.level,
+                     d.date)
+            continue
         if d.missing_parts():
             raise AmdrError(f"{step.host}:{step.disk}: the level {d.level} image of {d.date} "
                             f"lacks part(s) {', '.join(map(str, d.missing_parts()))}")
@@ -151,8 +182,12 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
             def tell(read, d=d, n=n, b=base):
                 progress(Progress(step.host, step.disk, d.level, n, len(step.chain.dumps),
                                   b + read, total, time.monotonic() - start))
+        if journal is not None and not runner.dry_run:
+            journal.start(dle, d.date, d.level)
         out = runner.stream(sources, pipe.sink, progress=tell,
                             what=f"restore {step.host}:{step.disk} level {d.level}")
+        if journal is not None and not runner.dry_run:
+            journal.done(dle, d.date, d.level, out.bytes_through)
         base += out.bytes_through
         res.levels.append(d.level)
         res.dates.append(d.date)
