@@ -28,11 +28,12 @@ SIGNS = (".am_passphrase", "backup-privkey.pem")
 _ENCRYPT = re.compile(r'^\s*(server|client)[-_]encrypt\s+"?([^"\s]+)"?', re.M | re.I)
 
 
-def programs_in(conf_text: str) -> list[str]:
-    """The encryption programs an amanda.conf names, in order, each once."""
+def programs_in(conf_text: str, side: str | None = None) -> list[str]:
+    """The encryption programs an amanda.conf names (server-encrypt and
+    client-encrypt, or one `side`), in order, each once."""
     out: list[str] = []
-    for _, prog in _ENCRYPT.findall(conf_text):
-        if prog not in out:
+    for where, prog in _ENCRYPT.findall(conf_text):
+        if (side is None or where.lower() == side) and prog not in out:
             out.append(prog)
     return out
 

@@ -216,6 +216,9 @@ class Runner:
 
     def __init__(self, dry_run: bool = False, responses: dict | None = None):
         self.dry_run = dry_run
+        # the processes of the streams running now (several threads may stream)
+        self._live: set = set()
+        self._live_lock = threading.Lock()
         self.recorded: list[Recorded] = []
         # dry-run canned stdout keyed by argv[0] or the full display string; a
         # Result instead gives its exit code and stderr too (a tool that failed)
@@ -266,6 +269,19 @@ class Runner:
         return self.run(argv, **kw).text
 
     # -- pipelines ---------------------------------------------------------
+    def terminate_all(self):
+        """Kill every process of the streams running now (an interrupt in another
+        thread: no amrestore, tar or decrypt may outlive the run)."""
+        with self._live_lock:
+            procs = list(self._live)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+    def _track(self, procs, add: bool):
+        with self._live_lock:
+            (self._live.update if add else self._live.difference_update)(procs)
+
     def stream(self, sources: list[Source], sink: list[Cmd], *, what=None, progress=None,
                interval: float = 1.0, count: str = "wchar") -> StreamResult:
         """Several sources, one after another, into one OS pipe read by `sink`.
@@ -303,6 +319,7 @@ class Runner:
             raise
         finally:
             os.close(r)
+        self._track(sink_procs, True)
         done = [0]  # bytes the finished sources wrote
         current: list = []
         stop = threading.Event()
@@ -310,7 +327,8 @@ class Runner:
         def poll():
             while not stop.wait(interval):
                 if progress:
-                    v = _proc_io(current[0].pid) if current else {}
+                    cur = list(current)  # the main loop may empty it meanwhile
+                    v = _proc_io(cur[0].pid) if cur else {}
                     progress(done[0] + v.get(count, 0))
 
         watcher = threading.Thread(target=poll, daemon=True)
@@ -322,12 +340,17 @@ class Runner:
                     src.before()
                 procs, errs = _spawn(src.cmds, subprocess.DEVNULL, w, shown)
                 current[:] = procs
-                stats = _reap(procs, errs, src.cmds)
+                self._track(procs, True)
+                try:
+                    stats = _reap(procs, errs, src.cmds)
+                finally:
+                    self._track(procs, False)
                 current[:] = []
                 done[0] += stats[0].read_bytes if count == "rchar" else stats[0].write_bytes
                 results.append(stats)
                 failed = [s for s in stats if s.returncode != 0]
-                if any(s.returncode == -13 for s in failed):
+                if failed and (any(s.returncode == -13 for s in failed)
+                               or any(p.poll() is not None for p in sink_procs)):
                     # the reader went away: its own failure is the news
                     os.close(w)
                     w = -1
@@ -344,17 +367,20 @@ class Runner:
         except BaseException:
             if w >= 0:
                 os.close(w)
-            for p in sink_procs:
+            # no source or sink may outlive us (interrupted: Ctrl-C, SIGTERM)
+            for p in list(current) + sink_procs:
                 if p.poll() is None:
                     p.kill()
-            for p in sink_procs:
+            for p in list(current) + sink_procs:
                 p.wait()
             for f in sink_err:
-                f.close()
+                if not f.closed:
+                    f.close()
             raise
         finally:
             stop.set()
             watcher.join()
+            self._track(sink_procs, False)
         dur = time.monotonic() - start
         log.info("stream exit %s in %.2fs, %d bytes", [s.returncode for s in sink_stats], dur,
                  done[0])

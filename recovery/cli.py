@@ -234,26 +234,42 @@ def restore_journal_path(s: Session) -> str:
 def remake_filesystem(s: Session, runner: Runner, st, actions=None):
     """A dump DLE whose restore was interrupted: its filesystem made again (same
     UUID and label, by the disk plan's own format action) and mounted again,
-    with what is mounted below it."""
-    acts = actions or s.disk_plan(runner)
-    mounts = [a for a in acts if a.type == "mount"]
+    with what is mounted below it.  Only with the plan this run's diskinit
+    carried out (never a plan matched anew), and only on a device that still
+    carries the UUID that plan gave it."""
+    dle = f"{st.host}:{st.disk}"
+    if not actions:
+        raise AmdrError(f"{dle}: its dump restore was interrupted, and restore -r needs a "
+                        f"fresh filesystem: run the same `amdr-recover recover` again (it "
+                        f"makes that filesystem again and continues), or `diskinit "
+                        f"--restart` and restore anew")
+    mounts = [a for a in actions if a.type == "mount"]
     m = next((a for a in mounts if a.mountpoint == st.original), None)
-    if m is None:
-        raise AmdrError(f"{st.host}:{st.disk}: its dump restore was interrupted, and no "
-                        f"filesystem of the disk plan is mounted at {st.original} to make "
-                        f"again; restore it into a fresh filesystem")
-    fmt = next(a for a in acts if a.id == f"format-{m.filesystem}")
+    fmt = next((a for a in actions if m is not None and a.id == f"format-{m.filesystem}"),
+               None)
+    if m is None or fmt is None:
+        raise AmdrError(f"{dle}: its dump restore was interrupted, and no filesystem of the "
+                        f"disk plan is mounted at {st.original} to make again; restore it "
+                        f"into a fresh filesystem")
+    found = runner.run(["blkid", "-p", "-o", "value", "-s", "UUID", fmt.path],
+                       check=False).text.strip()
+    if fmt.uuid and found.lower() != fmt.uuid.lower():
+        raise AmdrError(f"{dle}: {fmt.path} carries UUID {found or 'none'}, not the "
+                        f"{fmt.uuid} diskinit gave it: not formatting it; restore it into a "
+                        f"fresh filesystem")
     top = m.target.rstrip("/")
     below = [a for a in mounts if a.target == m.target or a.target.startswith(top + "/")]
     for a in sorted(below, key=lambda a: len(a.target), reverse=True):
         if os.path.ismount(a.target):
             runner.run(["umount", a.target], what="a fresh filesystem for restore -r")
-    fmt.execute(runner)
-    for a in sorted(below, key=lambda a: len(a.target)):
-        a.execute(runner)
-    print(f"{st.host}:{st.disk}: its dump restore was interrupted, and restore -r needs a "
-          f"fresh filesystem: {fmt.path} made again ({fmt.fstype}, same UUID and label); "
-          f"its chain restarts", flush=True)
+    try:
+        fmt.execute(runner)
+    finally:  # mounted again whatever happened: nothing may land on the filesystem above
+        for a in sorted(below, key=lambda a: len(a.target)):
+            a.execute(runner)
+    print(f"{dle}: its dump restore was interrupted, and restore -r needs a fresh "
+          f"filesystem: {fmt.path} made again ({fmt.fstype}, same UUID and label); its "
+          f"chain restarts", flush=True)
 
 
 def cmd_diskinit(args) -> int:
@@ -318,14 +334,39 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
     errors.extend(planned_errors)
     check_restore_tools(_dles(steps), lib)
     from .restore.journal import RestoreJournal
+    from .restore.plan import is_tar
     n = restore_jobs(jobs, lib)
     lock = threading.Lock()
     journal = RestoreJournal(restore_journal_path(s))
+    s.restore_steps = steps
+    if not runner.dry_run:
+        # a GNU tar DLE restored (again) in this run empties the mountpoints below
+        # it: the DLEs there are restored again after it, whatever the journal says
+        for st in steps:
+            pos = journal.position(f"{st.host}:{st.disk}",
+                                   [(d.date, d.level) for d in st.chain.dumps])
+            if not is_tar(st.program) or pos.done == len(st.chain.dumps):
+                continue
+            for o in steps:
+                if streams.inside(o.directory, st.directory):
+                    journal.reset(f"{o.host}:{o.disk}", f"{st.host}:{st.disk} is restored "
+                                  f"again, which empties the mountpoints below it")
 
     def one(st):
         with lock:
             print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
                   f"{st.directory}", flush=True)
+        if not is_tar(st.program) and not runner.dry_run and os.path.isdir(st.directory):
+            pos = journal.position(f"{st.host}:{st.disk}",
+                                   [(d.date, d.level) for d in st.chain.dumps])
+            # (the mountpoints of the filesystems below it are diskinit's, not data)
+            left = sorted(n for n in set(os.listdir(st.directory))
+                          - {"lost+found", "restoresymtable"}
+                          if not os.path.ismount(os.path.join(st.directory, n)))
+            if pos.done == 0 and not pos.interrupted and left:
+                raise AmdrError(f"restore -r wants a fresh filesystem, and {st.directory} "
+                                f"holds {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}"
+                                f": `amdr-recover recover --restart` makes it again")
         r = driver.restore_step(runner, st, lib, progress=ProgressLines(), journal=journal,
                                 remake=lambda x: remake_filesystem(s, runner, x, disk_actions))
         with lock:
@@ -353,7 +394,7 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
         if n > 1 and len(steps) > 1:
             print(f"restoring up to {n} DLEs at once (--jobs): parents first, one stream "
                   f"per volume")
-        streams.run(steps, n, one, on_error=failed)
+        streams.run(steps, n, one, on_error=failed, on_interrupt=runner.terminate_all)
     order = {(st.host, st.disk): i for i, st in enumerate(steps)}
     results.sort(key=lambda r: order.get((r.host, r.disk), 0))
     return results, errors
@@ -396,15 +437,41 @@ def go_on_without(errors, allow: bool):
         raise RefusedError("not confirmed; no disk was touched")
 
 
-def resume_hint(s: Session, errors) -> list[str]:
-    """The command that restores each DLE not restored, once its cause is fixed."""
+_ARGV: list[str] = []  # this run's arguments (main), for the resume command
+_DROP = {"--yes", "--restart", "--allow-partial", "--no-finalize"}
+_DROP_VALUE = {"--dle", "--report", "--jobs", "--nic"}
+
+
+def resume_hint(s: Session, errors, steps=()) -> list[str]:
+    """The command that restores each DLE not restored, once its cause is fixed:
+    this run's own options (catalog sources, --until, keys, volumes...), as
+    `restore`, with the DLE and every DLE below it (a GNU tar restore of a
+    directory empties the mountpoints below it, so they come again after it)."""
+    from .restore.streams import inside
+    rest, skip = [], False
+    for a in (_ARGV[1:] if _ARGV else []):
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in _DROP:
+            continue
+        if name in _DROP_VALUE:
+            skip = "=" not in a
+            continue
+        rest.append(a)
+    if not rest:  # called without main (a test): the essentials
+        rest = ["--bundle", s.bundle_arg, "--target", s.target] + \
+            (["--vtapes", s.vtapes] if s.vtapes else [])
+    dirs = {(st.host, st.disk): st.directory for st in steps}
     out = []
-    vt = f" --vtapes {shlex.quote(s.vtapes)}" if s.vtapes else ""
-    for _, d, _ in errors:
-        if d:
-            out.append(f"  amdr-recover restore --bundle {shlex.quote(s.bundle_arg)} --target "
-                       f"{shlex.quote(s.target)}{vt} --dle {shlex.quote(d)}  (and this run's "
-                       f"key options)")
+    for h, d, _ in errors:
+        if not d:
+            continue
+        dles = [d] + [st.disk for st in steps if (h, d) in dirs
+                      and inside(st.directory, dirs[(h, d)])]
+        out.append("  amdr-recover restore " + " ".join(shlex.quote(a) for a in rest) + "".join(
+            f" --dle {shlex.quote(x)}" for x in dles))
     return out
 
 
@@ -437,7 +504,7 @@ def end_of_restore(s: Session, results, errors, report_path):
     for p in write_report(s, report_path, results, errors):
         print(f"report: {p}")
     if errors:
-        hint = resume_hint(s, errors)
+        hint = resume_hint(s, errors, getattr(s, "restore_steps", ()))
         if hint:
             print("once what is named above is fixed, each is restored with:")
             print("\n".join(hint))
@@ -550,7 +617,8 @@ def cmd_recover(args) -> int:
               "`amdr-recover finalize`")
     else:
         if errors:
-            print("finalize runs: the root filesystem is back; the DLEs named above are not")
+            print("finalize runs: the root filesystem is back; the DLEs named above are not "
+                  "(once restored, run `amdr-recover finalize` again)")
         do_finalize(s, runner, restart=True, nic_pins=_nics(args.nic))
     return EXIT_PARTIAL if errors else EXIT_OK
 
@@ -960,7 +1028,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return cliutil.run("amdr-recover", build_parser(), argv)
+    """SIGTERM and SIGHUP (a closed ssh session, a timeout) unwind like Ctrl-C, so
+    every `finally` runs: running restores are killed, the Amanda keys put in
+    ~backup for the run are taken away, the report is written."""
+    import signal
+
+    from essentials.cli import Terminated, _terminate
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:  # not the main thread (a test calling main): leave signals alone
+        pass
+    try:
+        return cliutil.run("amdr-recover", build_parser(), argv)
+    except Terminated as e:
+        print(f"amdr-recover: stopped by {signal.Signals(e.signum).name}; run the same "
+              f"command again to continue (the journals know what is done)", file=sys.stderr)
+        return 3
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

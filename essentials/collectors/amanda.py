@@ -198,12 +198,15 @@ def _key_members(home: Path, rel: str):
                 yield str(f.relative_to(home))
 
 
-def collect_keys(ctx: Context, programs: list[str], home: Path | None = None) -> dict | None:
+def collect_keys(ctx: Context, programs: list[str], home: Path | None = None,
+                 client_side: tuple = ()) -> dict | None:
     """The encryption programs' key files, into amanda/keys/ of the sealed bundle.
 
     What the configurations name decides (an unknown program: its keys are the
     site's business, said in a warning); with no program named, the key files
     whose presence says the host encrypts (a client with `encrypt client`).
+    Programs in `client_side` (client-encrypt) run on the clients, whose own
+    bundles carry their keys: collected here when present, never missed.
     Never in an unsealed collection, never logged."""
     home = home or _backup_home()
     if home is None:
@@ -217,10 +220,13 @@ def collect_keys(ctx: Context, programs: list[str], home: Path | None = None) ->
                      f"version does not know: keep them with the recovery kit yourself")
             continue
         for rel in files[0]:
-            (wanted if (home / rel).exists() else missing).append(rel)
+            if (home / rel).exists():
+                wanted.append(rel)
+            elif prog not in client_side:
+                missing.append(rel)
         wanted += [rel for rel in files[1] if (home / rel).exists()]
-    if not programs:
-        wanted = [rel for rel in amcrypt.SIGNS if (home / rel).is_file()]
+    if not programs or set(programs) <= set(client_side):
+        wanted += [rel for rel in amcrypt.SIGNS if (home / rel).is_file()]
     wanted = list(dict.fromkeys(wanted))
     for rel in missing:
         ctx.warn(f"the Amanda configuration encrypts with {', '.join(programs)}, but "
@@ -254,15 +260,19 @@ def collect(ctx: Context) -> dict:
         server.append(summary)
     client = collect_client(ctx)
     programs: list[str] = []
+    server_side: set[str] = set()
     for conf in names:
-        for prog in amcrypt.programs_in((etc / conf / "amanda.conf").read_text(errors="replace")):
+        text = (etc / conf / "amanda.conf").read_text(errors="replace")
+        server_side.update(amcrypt.programs_in(text, "server"))
+        for prog in amcrypt.programs_in(text):
             if prog not in programs:
                 programs.append(prog)
     # the keys of the system whose /etc is read: a test's own /etc has none
     # unless it names a home (keys_home)
     home = ctx.options.get("keys_home") or (None if ctx.etc != Path("/etc") else
                                              _backup_home())
-    keys = collect_keys(ctx, programs, Path(home)) if home else None
+    keys = collect_keys(ctx, programs, Path(home),
+                        tuple(p for p in programs if p not in server_side)) if home else None
     role = {(True, True): "server+client", (True, False): "server",
             (False, True): "client", (False, False): "none"}[(bool(server), client is not None)]
     out = {"role": role, "configs": server}

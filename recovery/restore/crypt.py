@@ -77,8 +77,16 @@ def installed(bundles, user: str = AMANDA_USER, base: str | None = None):
         for rel, (b, member) in sorted(keys.items()):
             dest = os.path.join(base, rel)
             src = str(b.path(member))
+            mark = dest + ".amdr-placed"
+            if os.path.lexists(mark):
+                # an earlier run was killed before it could take its copy away: ours
+                if os.path.lexists(dest):
+                    os.unlink(dest)
+                os.unlink(mark)
+                if os.path.lexists(dest + ".amdr-saved"):
+                    os.rename(dest + ".amdr-saved", dest)
             if _digest(dest) == _digest(src):
-                continue  # already there, the same
+                continue  # already there, the same (the system's own)
             parent = os.path.dirname(dest)
             missing_dirs = []
             d = parent
@@ -90,8 +98,13 @@ def installed(bundles, user: str = AMANDA_USER, base: str | None = None):
                 os.chown(d, pw.pw_uid, pw.pw_gid)
                 made.append(d)
             if os.path.lexists(dest):
+                if os.path.lexists(dest + ".amdr-saved"):
+                    raise OSError(f"{dest}.amdr-saved exists: an earlier run's copy of "
+                                  f"{dest}; not overwriting it (look, then remove one)")
                 os.rename(dest, dest + ".amdr-saved")
                 saved.append(dest)
+            with open(mark, "w"):
+                pass  # says the file beside it is ours, should we be killed
             with open(src, "rb") as f:
                 data = f.read()
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -107,6 +120,8 @@ def installed(bundles, user: str = AMANDA_USER, base: str | None = None):
         for p in placed:
             with contextlib.suppress(OSError):
                 os.unlink(p)
+            with contextlib.suppress(OSError):
+                os.unlink(p + ".amdr-placed")
         for p in saved:
             with contextlib.suppress(OSError):
                 os.rename(p + ".amdr-saved", p)

@@ -139,7 +139,10 @@ def resume_point(runner: Runner, step: RestoreStep, journal, remake) -> tuple[in
         remake(step)
         journal.reset(dle, "the dump restore was interrupted: its filesystem made again")
         return 0, True
-    if pos.interrupted and pos.done:
+    if pos.interrupted and pos.done == 0:
+        # from the first image, whatever was there: forget what the journal held
+        journal.reset(dle, "interrupted, or another chain: restored from its level 0")
+    elif pos.interrupted:
         log.info("%s: level %d was interrupted: extracted again over what it left", dle,
                  step.chain.dumps[pos.done].level)
     return pos.done, False

@@ -43,14 +43,22 @@ class RestoreJournal:
             try:
                 out.append(json.loads(ln))
             except ValueError:
-                break  # a line cut by the power cut: nothing after it counts
+                continue  # a line cut by a power cut: the lines after it still count
         return out
 
     def _append(self, **event):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        line = json.dumps(event, sort_keys=True) + "\n"
+        try:  # after a line cut by a power cut, start on a line of its own
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+        except OSError:
+            pass  # a new or empty journal
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode())
+            os.write(fd, line.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -83,6 +91,10 @@ class RestoreJournal:
         while n < len(images) and n < len(done) and done[n] == images[n]:
             n += 1
         if n < len(done):  # another chain was restored there (--until changed)
+            return Position(0, True)
+        if started is not None and (n >= len(images) or images[n] != started):
+            # interrupted in an image this chain would not restore next: the tree
+            # is in no state the chain knows
             return Position(0, True)
         return Position(n, started is not None)
 

@@ -27,6 +27,7 @@ Only OS pipes carry the data (Runner.stream): Python never copies the stream.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 from essentials.errors import AmdrError
@@ -110,7 +111,7 @@ class ImagePipe:
         backup, die ("Cannot chdir to original working directory") where backup
         may not enter the shell's directory, as root's home."""
         ext = display(self.extract.argv)
-        cd = f"cd {self.extract.cwd} && " if self.extract.cwd else ""
+        cd = f"cd {shlex.quote(self.extract.cwd)} && " if self.extract.cwd else ""
         tail = " | ".join([f"( cd / && {_shown(c)} )" if c.user else _shown(c)
                            for c in (Cmd(f.argv, user=f.user) for f in self.filters)] + [ext])
         head = [f"# {self.host}:{self.disk} level {self.level} of {self.date}: {self.how}"]

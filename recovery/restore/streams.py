@@ -17,7 +17,6 @@ means restoring it again, which the resume command says).
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -45,11 +44,13 @@ def waits_for(steps) -> list[set[int]]:
             for i, s in enumerate(steps)]
 
 
-def run(steps: list, jobs: int, restore_one, on_error=None) -> list[Outcome]:
+def run(steps: list, jobs: int, restore_one, on_error=None,
+        on_interrupt=None) -> list[Outcome]:
     """restore_one(step) for every step, up to `jobs` at once under the rules
     above; the outcomes in the steps' order.  on_error(step, exc) is called as
-    a failure happens (a KeyboardInterrupt or SystemExit is re-raised once the
-    running streams end)."""
+    a failure happens.  Interrupted (Ctrl-C, SIGTERM: they reach this thread),
+    on_interrupt() stops what runs (kills the streams' processes), the
+    streams' ends are recorded like any failure, and the interrupt goes on."""
     jobs = max(1, int(jobs))
     deps = waits_for(steps)
     outcomes: list[Outcome | None] = [None] * len(steps)
@@ -57,41 +58,49 @@ def run(steps: list, jobs: int, restore_one, on_error=None) -> list[Outcome]:
     busy: set[str] = set()
     running: dict = {}
     fatal: list[BaseException] = []
-    lock = threading.Lock()
 
     def ready(i: int) -> bool:
         return all(outcomes[j] is not None for j in deps[i]) and not (volumes(steps[i]) & busy)
 
+    def settle(f, i):
+        busy.difference_update(volumes(steps[i]))
+        try:
+            outcomes[i] = Outcome(steps[i], result=f.result())
+        except (KeyboardInterrupt, SystemExit) as e:
+            fatal.append(e)
+            outcomes[i] = Outcome(steps[i], error=e)
+        except Exception as e:  # noqa: BLE001 - recorded per DLE
+            outcomes[i] = Outcome(steps[i], error=e)
+            if on_error is not None:
+                on_error(steps[i], e)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while pending or running:
-            if not fatal:
-                for i in list(pending):
-                    if len(running) >= jobs:
+        try:
+            while pending or running:
+                if not fatal:
+                    for i in list(pending):
+                        if len(running) >= jobs:
+                            break
+                        if ready(i):
+                            pending.remove(i)
+                            busy.update(volumes(steps[i]))
+                            running[pool.submit(restore_one, steps[i])] = i
+                if not running:
+                    if fatal or not pending:
                         break
-                    if ready(i):
-                        pending.remove(i)
-                        busy.update(volumes(steps[i]))
-                        running[pool.submit(restore_one, steps[i])] = i
-            elif not running:
-                break
-            if not running:
-                # nothing can start and nothing runs: a volume cycle cannot happen
-                # (volumes are freed when a stream ends), so this is a bug
-                raise RuntimeError("restore streams: nothing ready and nothing running")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in done:
-                i = running.pop(f)
-                busy.difference_update(volumes(steps[i]))
-                try:
-                    outcomes[i] = Outcome(steps[i], result=f.result())
-                except (KeyboardInterrupt, SystemExit) as e:
-                    fatal.append(e)
-                    outcomes[i] = Outcome(steps[i], error=e)
-                except Exception as e:  # noqa: BLE001 - recorded per DLE
-                    outcomes[i] = Outcome(steps[i], error=e)
-                    if on_error is not None:
-                        with lock:
-                            on_error(steps[i], e)
+                    # nothing can start and nothing runs: volumes are freed when a
+                    # stream ends and parents come first, so this is a bug
+                    raise RuntimeError("restore streams: nothing ready and nothing running")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done:
+                    settle(f, running.pop(f))
+        except BaseException:
+            if on_interrupt is not None:
+                on_interrupt()
+            for f in list(running):  # their ends, recorded before the interrupt goes on
+                wait([f])
+                settle(f, running.pop(f))
+            raise
     if fatal:
         raise fatal[0]
     return [o for o in outcomes if o is not None]

@@ -138,3 +138,26 @@ def test_progress_as_data():
                          "about 30 s left")
     unknown = Progress("web1", "/srv", 1, 2, 2, 1_000_000, None, 0.0)
     assert unknown.eta is None and unknown.line().endswith("1 MB, 0.0 MB/s")
+
+
+def test_client_side_programs_are_not_missed_on_the_server(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    c = ctx(tmp_path)
+    assert amanda.collect_keys(c, ["/usr/sbin/amcrypt"], home, ("/usr/sbin/amcrypt",)) is None
+    assert c.warnings == []
+    assert amcrypt.programs_in('  client_encrypt "/a"\n  server-encrypt "/b"\n',
+                               "server") == ["/b"]
+
+
+def test_a_key_left_by_a_killed_run_is_taken_away_by_the_next(tmp_path):
+    b = bundle_with_key(tmp_path)
+    base = tmp_path / "home"
+    base.mkdir()
+    (base / ".am_passphrase").write_bytes(b"s3cret\n")  # a killed run's copy...
+    (base / ".am_passphrase.amdr-placed").write_text("")  # ...and its mark
+    (base / ".am_passphrase.amdr-saved").write_text("the live system's own\n")
+    with crypt.installed([b], base=str(base)):
+        assert (base / ".am_passphrase").read_bytes() == b"s3cret\n"
+    assert (base / ".am_passphrase").read_text() == "the live system's own\n"
+    assert sorted(os.listdir(base)) == [".am_passphrase"]

@@ -36,12 +36,24 @@ def test_another_chain_restored_there_counts_as_interrupted(tmp_path):
     assert j.position("h:/", CHAIN) == Position(0, True)
 
 
-def test_a_line_cut_by_a_power_cut_ends_the_account(tmp_path):
+def test_a_line_cut_by_a_power_cut_is_skipped_and_the_next_starts_afresh(tmp_path):
     j = RestoreJournal(str(tmp_path / "j"))
     j.done("h:/", *CHAIN[0])
     with open(j.path, "a") as f:
         f.write('{"dle": "h:/", "date": "2026')
     assert j.position("h:/", CHAIN) == Position(1, False)
+    j.done("h:/", *CHAIN[1])  # the next run's line is not glued to the cut one
+    assert j.position("h:/", CHAIN) == Position(2, False)
+
+
+def test_interrupted_in_an_image_this_chain_does_not_restore_next(tmp_path):
+    """--until moved back after a run was killed in a newer level: the tree is
+    half of that newer image, so the chain starts again."""
+    j = RestoreJournal(str(tmp_path / "j"))
+    j.done("h:/", *CHAIN[0])
+    j.start("h:/", *CHAIN[1])
+    assert j.position("h:/", CHAIN[:1]) == Position(0, True)
+    assert j.position("h:/", CHAIN) == Position(1, True)
 
 
 def test_restart_sets_it_aside(tmp_path):
