@@ -348,7 +348,9 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
             if not is_tar(st.program) or pos.done == len(st.chain.dumps):
                 continue
             for o in steps:
-                if streams.inside(o.directory, st.directory):
+                op = journal.position(f"{o.host}:{o.disk}",
+                                      [(d.date, d.level) for d in o.chain.dumps])
+                if streams.inside(o.directory, st.directory) and (op.done or op.interrupted):
                     journal.reset(f"{o.host}:{o.disk}", f"{st.host}:{st.disk} is restored "
                                   f"again, which empties the mountpoints below it")
 
