@@ -109,7 +109,7 @@ def parallel_bench() -> bool:
                 return timed([str(BIN / "amdr-recover"), "restore", "--bundle", str(bundle),
                               "--vtapes", str(lab.vtapes), "--target", str(outs[name][0]),
                               "--dle", lab.data_disk, "--dle", lab.home_disk,
-                              "--jobs", str(jobs)], outs[name][0])
+                              "--jobs", str(jobs), "--restart"], outs[name][0])
             go.name = name
             return go
 
