@@ -118,7 +118,7 @@ def main() -> int:
         hand_cmd = (f"runuser -u backup -- amrestore -p -f {filenum} -l {label} "
                     f"file:{slot} localhost {lab.mnt} | tar -xpf - -C {out_h}")
         amdr = [str(BIN / "amdr-recover"), "restore", "--bundle", str(bundle),
-                "--target", str(out_a), "--dle", str(lab.mnt)]
+                "--target", str(out_a), "--dle", str(lab.mnt), "--restart"]
         def run_amdr():
             return timed(amdr, out_a)
 
