@@ -336,44 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP (systemd stopping the unit, a cron timeout, a closed terminal).
-
-    A BaseException, like KeyboardInterrupt, so no `except Exception` in a
-    collector or a delivery swallows it: it unwinds through every `finally`,
-    which removes the plaintext work area (the default action of SIGTERM
-    would end the process on the spot and leave it behind).
-    """
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _terminate(signum, frame):
-    # a second signal must not interrupt the cleanup the first one started
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    raise Terminated(signum)
-
-
 def main(argv=None) -> int:
-    previous = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _terminate)
-    except ValueError:  # not the main thread (a test calling main): leave signals alone
-        pass
-    try:
-        return cliutil.run("amdr-essentials", build_parser(), argv)
-    except (Terminated, KeyboardInterrupt) as e:
-        why = signal.Signals(e.signum).name if isinstance(e, Terminated) else "SIGINT"
-        print(f"amdr-essentials: stopped by {why}; nothing was left behind in the work "
-              f"area, an undelivered bundle stays in the spool", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with cliutil.signals_unwind():
+        try:
+            return cliutil.run("amdr-essentials", build_parser(), argv)
+        except (cliutil.Terminated, KeyboardInterrupt) as e:
+            why = signal.Signals(e.signum).name if isinstance(e, cliutil.Terminated) \
+                else "SIGINT"
+            print(f"amdr-essentials: stopped by {why}; nothing was left behind in the work "
+                  f"area, an undelivered bundle stays in the spool", file=sys.stderr)
+            return EXIT_FAILED
 
 
 if __name__ == "__main__":

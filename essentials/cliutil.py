@@ -3,12 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
 
 from .errors import EXIT_FAILED, EXIT_OK, AmdrError
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP (systemd stopping the unit, a cron timeout, a closed terminal).
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows
+    it: it unwinds through every `finally` (the plaintext work area removed,
+    running restores killed, keys put back); the default action of SIGTERM
+    would end the process on the spot and leave all that behind.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    # a second signal must not interrupt the cleanup the first one started
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def signals_unwind():
+    """SIGTERM and SIGHUP raise Terminated while the block runs (then the
+    handlers are put back); not in the main thread (a test calling main), the
+    signals are left alone."""
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 VERBOSE_HELP = "also log what is done (each command run, its exit code) to the terminal"
 

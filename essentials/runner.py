@@ -152,7 +152,7 @@ class StreamResult:
         return sum(s[0].write_bytes for s in self.sources if s)
 
 
-def _spawn(cmds: list[Cmd], stdin, stdout, shown: str):
+def _spawn(cmds: list[Cmd], stdin, stdout, shown: str, what=None):
     """Start cmds joined by OS pipes: the first reads `stdin`, the last writes
     `stdout` (None: /dev/null).  Returns (procs, stderr files)."""
     procs, errfiles = [], []
@@ -176,7 +176,8 @@ def _spawn(cmds: list[Cmd], stdin, stdout, shown: str):
             p.wait()
         for f in errfiles:
             f.close()
-        raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126, str(e))
+        raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126, str(e),
+                           what)
     return procs, errfiles
 
 
@@ -406,63 +407,18 @@ class Runner:
             return PipelineResult([StageStats(c.argv, 0, "") for c in cmds], 0.0)
         log.info("pipeline: %s", shown)
         start = time.monotonic()
-        procs, errfiles = [], []
-        prev_out = None
-        try:
-            for i, c in enumerate(cmds):
-                last = i == len(cmds) - 1
-                errf = tempfile.TemporaryFile()
-                errfiles.append(errf)
-                kwargs = _user_kwargs(c.user, c.env, c.cwd)
-                p = subprocess.Popen(
-                    [str(a) for a in c.argv],
-                    stdin=prev_out if prev_out is not None else subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL if last else subprocess.PIPE,
-                    stderr=errf, **kwargs,
-                )
-                if prev_out is not None:
-                    prev_out.close()  # only the child holds the read end now
-                prev_out = p.stdout
-                procs.append(p)
-        except (FileNotFoundError, PermissionError) as e:
-            for p in procs:
-                p.kill()
-                p.wait()
-            raise CommandError(shown, 127 if isinstance(e, FileNotFoundError) else 126,
-                               str(e), what)
-
-        io_last = [{} for _ in procs]
+        procs, errfiles = _spawn(cmds, subprocess.DEVNULL, None, shown, what)
         stop = threading.Event()
 
         def poll():
             while not stop.wait(interval):
-                for j, p in enumerate(procs):
-                    v = _proc_io(p.pid)
-                    if v:
-                        io_last[j] = v
                 if progress:
-                    progress(io_last[0].get("wchar", 0))
+                    progress(_proc_io(procs[0].pid).get("wchar", 0))
 
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
-        stats = []
         try:
-            for j, p in enumerate(procs):
-                # wait without reaping, so the final /proc/PID/io is still there
-                try:
-                    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
-                except ChildProcessError:
-                    pass
-                v = _proc_io(p.pid)
-                if v:
-                    io_last[j] = v
-                rc = p.wait()
-                errfiles[j].seek(0)
-                err = errfiles[j].read().decode("utf-8", "replace")
-                errfiles[j].close()
-                stats.append(StageStats(
-                    cmds[j].argv, rc, err,
-                    io_last[j].get("rchar", 0), io_last[j].get("wchar", 0)))
+            stats = _reap(procs, errfiles, cmds)
         except BaseException:
             # interrupted (SIGTERM, Ctrl-C): no stage may outlive us, still
             # reading plaintext the caller is about to remove or writing a file
@@ -477,23 +433,13 @@ class Runner:
             stop.set()
             watcher.join()
             for f in errfiles:
-                f.close()
+                if not f.closed:
+                    f.close()
         dur = time.monotonic() - start
         log.info("pipeline exit %s in %.2fs, %d bytes",
                  [s.returncode for s in stats], dur, stats[0].write_bytes)
         res = PipelineResult(stats, dur)
         failed = [s for s in stats if s.returncode != 0]
         if check and failed:
-            # blame the first stage that failed by itself: a stage killed by
-            # SIGPIPE only lost its reader; the others are listed too
-            blamed = next((s for s in failed if s.returncode > 0), failed[0])
-            also = []
-            for s in failed:
-                if s is not blamed:
-                    note = " (killed by SIGPIPE: the next stage stopped reading)" \
-                        if s.returncode == -13 else ""
-                    also.append(f"{display(s.argv)}: exit {s.returncode}{note} "
-                                f"{s.stderr.strip()[-300:]}".rstrip())
-            raise CommandError(display(blamed.argv), blamed.returncode,
-                               blamed.stderr[-STDERR_TAIL:], what, also)
+            raise _failure(failed, what)
         return res

@@ -1034,24 +1034,15 @@ def main(argv=None) -> int:
     every `finally` runs: running restores are killed, the Amanda keys put in
     ~backup for the run are taken away, the report is written."""
     import signal
-
-    from essentials.cli import Terminated, _terminate
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
-    previous = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _terminate)
-    except ValueError:  # not the main thread (a test calling main): leave signals alone
-        pass
-    try:
-        return cliutil.run("amdr-recover", build_parser(), argv)
-    except Terminated as e:
-        print(f"amdr-recover: stopped by {signal.Signals(e.signum).name}; run the same "
-              f"command again to continue (the journals know what is done)", file=sys.stderr)
-        return 3
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with cliutil.signals_unwind():
+        try:
+            return cliutil.run("amdr-recover", build_parser(), argv)
+        except cliutil.Terminated as e:
+            print(f"amdr-recover: stopped by {signal.Signals(e.signum).name}; run the same "
+                  f"command again to continue (the journals know what is done)",
+                  file=sys.stderr)
+            return 3
 
 
 if __name__ == "__main__":

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import stat
 
+from essentials.doctor import locate
 from essentials.errors import AmdrError
 
+from ..catalog.positioning import AMANDA_USER
 from . import crypt
 from .driver import check_program
 from .pipe import filters
 from .plan import RestoreStep
-
-
-AMANDA_USER = "backup"
 
 
 def unreadable_by(path: str, user: str) -> str | None:
@@ -78,7 +76,7 @@ def check_step(st: RestoreStep, library, provided=()) -> None:
             check_program(st, h, p.label, p.filenum)
             first = first or h
         for f in filters(first, where):
-            if shutil.which(f.argv[0]) is None:
+            if locate(f.argv[0]) is None:
                 raise AmdrError(f"{where} needs `{f.argv[0]}` to {f.what}, and it is not "
                                 f"installed here")
             if f.what == "decrypt":

@@ -36,3 +36,17 @@ def blank_disk(image: Path, size: int):
 def umount_target(target: Path):
     return subprocess.run([str(BIN / "amdr-recover"), "umount", "--target", str(target)],
                           capture_output=True, text=True)
+
+
+def differences(lab, target: Path, run=-1) -> dict:
+    """Per DLE of the lab, how the tree restored under `target` differs from the
+    lab run's manifest (every list empty: restored as it was)."""
+    from tests.lab import tree
+    nested = {"lost+found", "srv"} | ({"home"} if lab.home_mb else set())
+    out = {}
+    for disk, src in lab.dle_dirs().items():
+        rel = Path(src).relative_to(lab.mnt)
+        got = tree.snapshot(str(Path(target) / rel),
+                            exclude=nested if disk == lab.root_disk else {"lost+found"})
+        out[disk] = tree.compare(lab.runs[run].manifests[disk], got)
+    return out

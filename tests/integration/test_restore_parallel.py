@@ -24,10 +24,10 @@ import time
 
 import pytest
 
-from tests.lab import scenario, tree
+from tests.lab import scenario
 from tests.lab.lab import AmandaLab
 
-from .helpers import BIN, amdr, blank_disk, collect, umount_target
+from .helpers import BIN, amdr, blank_disk, collect, differences, umount_target
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +63,7 @@ def test_siblings_restore_at_the_same_time_after_their_parent(lab, tmp_path):
                      "--no-finalize", "--jobs", "2", "--report", report)
             assert p.returncode == 0, p.stdout + p.stderr
             assert "restoring up to 2 DLEs at once" in p.stdout
-            expected = lab.runs[-1].manifests
-            snaps = {lab.root_disk: tree.snapshot(str(target),
-                                                  exclude={"lost+found", "srv", "home"}),
-                     lab.data_disk: tree.snapshot(str(target / "srv"), exclude={"lost+found"}),
-                     lab.home_disk: tree.snapshot(str(target / "home"),
-                                                  exclude={"lost+found"})}
-            for disk, got in snaps.items():
-                assert tree.compare(expected[disk], got) == [], disk
+            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
             runs = {r["disk"]: r for r in json.loads(report.read_text())["restored"]}
             root, srv, home = (runs[d] for d in (lab.root_disk, lab.data_disk,
                                                  lab.home_disk))
@@ -151,13 +144,6 @@ def test_a_killed_restore_continues_where_it_stopped(lab, tmp_path):
             assert f"{home}: every image was restored by an earlier run" in p.stdout
             assert f"{srv}: its dump restore was interrupted, and restore -r needs a fresh " \
                    f"filesystem" in p.stdout, p.stdout
-            expected = lab.runs[-1].manifests
-            snaps = {lab.root_disk: tree.snapshot(str(target),
-                                                  exclude={"lost+found", "srv", "home"}),
-                     lab.data_disk: tree.snapshot(str(target / "srv"), exclude={"lost+found"}),
-                     lab.home_disk: tree.snapshot(str(target / "home"),
-                                                  exclude={"lost+found"})}
-            for disk, got in snaps.items():
-                assert tree.compare(expected[disk], got) == [], disk
+            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
         finally:
             umount_target(target)
