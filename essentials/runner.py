@@ -326,11 +326,13 @@ class Runner:
         stop = threading.Event()
 
         def poll():
-            while not stop.wait(interval):
+            seen = 0  # a process reaped between two reads has no counters left:
+            while not stop.wait(interval):  # never report less than before
                 if progress:
                     cur = list(current)  # the main loop may empty it meanwhile
                     v = _proc_io(cur[0].pid) if cur else {}
-                    progress(done[0] + v.get(count, 0))
+                    seen = max(seen, done[0] + v.get(count, 0))
+                    progress(seen)
 
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
@@ -411,9 +413,11 @@ class Runner:
         stop = threading.Event()
 
         def poll():
+            seen = 0  # once reaped, the first stage has no counters: never go back
             while not stop.wait(interval):
                 if progress:
-                    progress(_proc_io(procs[0].pid).get("wchar", 0))
+                    seen = max(seen, _proc_io(procs[0].pid).get("wchar", 0))
+                    progress(seen)
 
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()

@@ -70,9 +70,23 @@ def _maps(values) -> dict:
     return out
 
 
+def _remote(args):
+    """--server HOST --config CONF: restore through that live Amanda server."""
+    config = getattr(args, "config", None)
+    if not config:
+        return None
+    from .restore.remote import RemoteServer
+    servers = getattr(args, "server", None) or []
+    if len(servers) != 1:
+        raise ConfigError("--config CONF restores through a live Amanda server: name it "
+                          "once with --server HOST (its amandad answers amrecover)")
+    return RemoteServer(servers[0], config, args.auth)
+
+
 def _session(args) -> Session:
     from .catalog.gather import Request
-    req = Request(servers=getattr(args, "server", None) or [],
+    remote = _remote(args)
+    req = Request(servers=[] if remote else getattr(args, "server", None) or [],
                   bundles=getattr(args, "catalog_bundle", None) or [],
                   reports=getattr(args, "reports", None) or [],
                   scan=getattr(args, "scan", None) or [],
@@ -84,7 +98,7 @@ def _session(args) -> Session:
                         keys=key_options(args),
                         luks_key_file=getattr(args, "luks_key_file", None),
                         state_dir=getattr(args, "state_dir", None),
-                        catalog_sources=req)
+                        catalog_sources=req, remote=remote)
 
 
 def _restores(s: Session):
@@ -93,17 +107,15 @@ def _restores(s: Session):
         amanda_host = s.host()
     except CatalogError as e:  # a bundle without a catalog still has a disk plan
         return None, [], [(s.bundle.host, None, str(e))]
-    from .restore.pipe import header_reader
     try:
         lib = s.library()
-        devices = {lab: lib.device(lab) for lab in lib.available}
+        devices = {lab: lib.device(lab) for lab in lib.available or ()}
         available = lib.available
     except AmdrError as e:
         print(f"note: {e}", file=sys.stderr)
         lib, devices, available = None, {}, None
     steps, errors = s.restore_plan(available)
-    hdr = header_reader(lib)
-    return amanda_host, [(st, render_restore(st, devices, hdr)) for st in steps], errors
+    return amanda_host, [(st, render_restore(st, devices, lib)) for st in steps], errors
 
 
 def cmd_plan(args) -> int:
@@ -289,6 +301,10 @@ def _only(steps, errors, only):
 def check_restore_tools(dles, lib, what="the restore"):
     """dles: (HOST:DISK, program) pairs; probed before anything is wiped or written."""
     from .restore.devices import TapeDrive
+    if getattr(lib, "remote", False):  # amrecover runs tar or restore as the image says
+        doctor.require({t: [d for d, _ in dles] for t in ("amrecover", "tar", "restore")},
+                       what)
+        return
     doctor.require(restore_tools(dles, isinstance(lib, TapeDrive)), what)
 
 
@@ -300,6 +316,12 @@ def planned_restores(s: Session, only=None):
     """(library, steps that passed the preflight, errors): every image of every
     chain checked before anything is written (restore/preflight.py)."""
     from .restore import crypt, preflight
+    if s.remote is not None:  # the server's catalog, read through amrecover, is the check
+        try:
+            steps, errors = _only(*s.restore_plan(), only)
+        except AmdrError as e:
+            raise CatalogError(str(e)) from None
+        return s.remote, steps, errors
     lib = s.library()
     steps, errors = _only(*s.restore_plan(lib.available), only)
     steps, bad = preflight.check(steps, lib, crypt.bundle_keys(getattr(s, "key_bundles", [])))
@@ -310,9 +332,11 @@ def restore_jobs(jobs, lib) -> int:
     """--jobs, else: one stream on a tape drive; on vtapes two where there are two
     cores (a stream is mostly one busy process: amrestore, gzip or tar)."""
     from .restore.devices import TapeDrive
-    if isinstance(lib, TapeDrive):
+    if isinstance(lib, TapeDrive) or getattr(lib, "remote", False):
         if jobs and jobs > 1:
-            print("note: one tape drive reads one stream at a time: --jobs 1")
+            print("note: one tape drive reads one stream at a time: --jobs 1" if
+                  isinstance(lib, TapeDrive) else "note: the live server's amidxtaped "
+                  "serves one restore at a time from its changer: --jobs 1")
         return 1
     if jobs:
         return jobs
@@ -356,8 +380,10 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
 
     def one(st):
         with lock:
+            via = f" through amrecover from {lib.host}" if getattr(lib, "remote", False) \
+                else ""
             print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
-                  f"{st.directory}", flush=True)
+                  f"{st.directory}{via}", flush=True)
         if not is_tar(st.program) and not runner.dry_run and os.path.isdir(st.directory):
             pos = journal.position(f"{st.host}:{st.disk}",
                                    [(d.date, d.level) for d in st.chain.dumps])
@@ -483,6 +509,9 @@ def print_results(results, errors):
         mb = r.bytes / 1e6
         print(f"{r.host + ':' + r.disk:40s} {','.join(map(str, r.levels)):10s} "
               f"{mb:9.1f} {r.seconds:8.2f} {mb / r.seconds if r.seconds else 0:8.1f}")
+    for r in results:
+        for n in r.notes:
+            print(f"note {r.host}:{r.disk}: {n}")
     for h, d, m in errors:
         print(f"NOT RESTORED {h}:{d}: {m}")
 
@@ -713,24 +742,6 @@ def _media(library, cat):
     return positioning.VtapeMedia(cat.devices)
 
 
-def _scan_headers(cat):
-    """header_of for the slots the catalog saw (vtape directories, scans)."""
-    from pathlib import Path
-
-    from .restore.media import read_header
-    slots = {lab: dev[5:] for lab, dev in (cat.devices or {}).items() if dev.startswith("file:")}
-
-    def header_of(label, filenum):
-        if label not in slots:
-            return None
-        found = sorted(Path(slots[label]).glob(f"{filenum:05d}.*"))
-        try:
-            return read_header(found[0]) if found else None
-        except OSError:
-            return None
-    return header_of
-
-
 def cmd_catalog(args) -> int:
     from .catalog import gather, show
     runner = Runner()
@@ -740,9 +751,11 @@ def cmd_catalog(args) -> int:
     if args.json:
         print(json.dumps(show.doc(chains, errors), indent=1))
     else:
-        from .restore.pipe import header_reader
-        hdr = header_reader(library) or _scan_headers(cat)
-        print("\n".join(show.text(cat, chains, errors, _media(library, cat), hdr,
+        from .restore.devices import from_devices
+        # the images' files: the named device, else the slots the catalog saw
+        files = library if hasattr(library, "image_path") else \
+            from_devices(cat.devices or {})
+        print("\n".join(show.text(cat, chains, errors, _media(library, cat), files,
                                   into=args.into)))
     return EXIT_PARTIAL if errors else EXIT_OK
 
@@ -820,7 +833,8 @@ def catalog_sources(g, bundle_flag: str):
                         "directory (repeatable; opened with the same keys)")
     g.add_argument("--server", action="append", metavar="CONF",
                    help="the live Amanda server's configuration CONF, on this machine "
-                        "(repeatable)")
+                        "(repeatable); for restore and recover with --config CONF: the "
+                        "live server HOST to restore through")
     g.add_argument("--reports", nargs="+", action="extend", metavar="FILE",
                    help="Amanda's report mails, mbox files or directories of them")
     g.add_argument("--scan", nargs="+", action="extend", metavar="DEVICE",
@@ -922,6 +936,15 @@ def build_parser() -> argparse.ArgumentParser:
                 g = sp.add_argument_group(
                     "where the catalog is (a client's bundle has none: the server has it)")
                 catalog_sources(g, "--catalog-bundle")
+                g = sp.add_argument_group(
+                    "or restore through the live Amanda server (amrecover; its catalog, "
+                    "volumes and recovery-limit)")
+                g.add_argument("--config", metavar="CONF",
+                               help="the server's Amanda configuration; with --server HOST "
+                                    "(the server's name): every DLE through amrecover")
+                g.add_argument("--auth", default="bsdtcp",
+                               help="amrecover's authentication (default bsdtcp: amandad "
+                                    "under inetd on the server, port 10080)")
         sp.add_argument("--target", required=True,
                         help="the directory the system is (to be) mounted under")
         sp.add_argument("--state-dir", metavar="DIR",

@@ -52,12 +52,15 @@ class Session:
     # LUKS key files: container id, mapping name or "*" (all) -> file
     luks_keys: dict = field(default_factory=dict)
     state_dir: str | None = None  # default: TARGET.amdr, beside the target
+    # restore through this live Amanda server (restore/remote.py) instead of
+    # reading the volumes: its catalog and amrecover
+    remote: object = None
 
     @classmethod
     def load(cls, bundle_path, target, maps=None, amanda_host=None, vtapes=None,
              until=None, verify=True, keys: dict | None = None,
              luks_key_file: str | None = None, state_dir: str | None = None,
-             catalog_sources=None) -> "Session":
+             catalog_sources=None, remote=None) -> "Session":
         """keys: gnupghome, passphrase_file, signers for a sealed bundle.
         catalog_sources: a gather.Request of where else the catalog is (the
         server's bundle, the live server, report mails, a scan): a client's
@@ -72,6 +75,7 @@ class Session:
             own = []
         s = cls(b, layout, own, target, dict(maps or {}), amanda_host, vtapes, until,
                 luks, state_dir)
+        s.remote = remote
         s.bundle_name = Path(bundle_path).name
         s.bundle_arg = str(bundle_path)
         s.key_bundles = [b]  # and the catalog's bundles: their Amanda encryption keys
@@ -235,7 +239,19 @@ class Session:
     own_catalog = False
     bundle_name = ""
 
+    _remote_cat = None
+
+    def remote_catalog(self):
+        """(host name on the server, its DLEs, their dumps), read once."""
+        if self._remote_cat is None:
+            names = ([self.amanda_host] if self.amanda_host else []) \
+                + self.client_hostnames() + [self.bundle.host, self.bundle.manifest.get("fqdn")]
+            self._remote_cat = self.remote.catalog(names)
+        return self._remote_cat
+
     def host(self) -> str:
+        if self.remote is not None:
+            return self.remote_catalog()[0]
         if self.catalog_error is not None:
             raise self.catalog_error
         hosts = {e.host for e in self.cat.disklist} | {d.host for d in self.cat.dumps}
@@ -259,6 +275,8 @@ class Session:
         return out
 
     def library(self) -> VtapeLibrary:
+        if self.remote is not None:
+            return self.remote
         self.host()  # no catalog: say so, not "no vtape directory"
         roots = [self.vtapes] if self.vtapes else [r for r in self.cat.vtape_roots
                                                    if Path(r).is_dir()]
@@ -288,6 +306,10 @@ class Session:
         return out
 
     def restore_plan(self, available=None):
+        if self.remote is not None:
+            host, entries, dumps = self.remote_catalog()
+            return plan_restores(dumps, entries, self.layout, self.target, host, None, None,
+                                 self.until)
         host = self.host()
         return plan_restores(self.cat.dumps, self.disklist(host), self.layout, self.target,
                              host, self.cat.tapelist, available, self.until)

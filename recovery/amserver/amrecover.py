@@ -68,8 +68,10 @@ class RecoverRequest:
     directory: str
     date: str | None = None  # Amanda datestamp; default: the newest
     paths: list[str] = field(default_factory=lambda: ["."])
-    server: str = "localhost"
-    client: str = "localhost"
+    server: str = "localhost"  # the index server (amindexd)
+    client: str = "localhost"  # the host amrecover starts with (-h); sethost picks the DLE's
+    auth: str = "local"  # "local" on the server itself; "bsdtcp" (amandad under inetd)
+    tape_server: str | None = None  # amidxtaped's host (default: the index server)
 
 
 @dataclass
@@ -77,13 +79,14 @@ class RecoverResult:
     directory: str
     tapes: list[str] = field(default_factory=list)
     tty_answers: int = 0
+    bytes: int = 0  # what amrecover read (/proc/PID/io rchar): the images, as sent
     seconds: float = 0.0
     transcript: str = ""
 
 
 def argv(req: RecoverRequest) -> list[str]:
-    return ["amrecover", req.config, "-s", req.server, "-t", req.server, "-h", req.client,
-            "-o", "auth=local"]
+    return ["amrecover", req.config, "-s", req.server, "-t", req.tape_server or req.server,
+            "-h", req.client, "-o", f"auth={req.auth}"]
 
 
 def commands(req: RecoverRequest) -> list[str]:
@@ -141,11 +144,53 @@ def tty_question_pending(pid: int) -> bool:
     return False
 
 
+def ask(req: RecoverRequest, lines: list[str], *, timeout: float = 60.0) -> list[str]:
+    """Send `lines` to a fresh amrecover one at a time; the answer to each (the
+    text up to the next prompt, its own echo cut).  For reading the server's
+    catalog (listdisk, history) without extracting anything."""
+    import pexpect
+
+    env = dict(os.environ, PAGER="cat", TERM="dumb", LANG="C.UTF-8")
+    cmd = argv(req)
+    log.info("spawn: %s", " ".join(cmd))
+    child = pexpect.spawn(cmd[0], cmd[1:], env=env, encoding="utf-8", codec_errors="replace",
+                          timeout=timeout, dimensions=(50, 400), searchwindowsize=4096,
+                          cwd="/")
+    said: list[str] = []
+    answers: list[str] = []
+    try:
+        i = child.expect([PROMPT, pexpect.EOF, pexpect.TIMEOUT])
+        said.append(child.before or "")
+        if i != 0 or "200 Config set to" not in (child.before or ""):
+            why = "it did not answer" if i == 2 else "it exited" if i == 1 else \
+                f"the server has no configuration {req.config}"
+            raise AmrecoverError(f"amrecover could not start a session with the Amanda "
+                                 f"server {req.server} (config {req.config}, auth "
+                                 f"{req.auth}): {why}", "".join(said))
+        for line in lines:
+            child.sendline(line)
+            i = child.expect([PROMPT, pexpect.EOF, pexpect.TIMEOUT])
+            text = (child.before or "").replace("\r", "")
+            said.append(text)
+            if i != 0:
+                raise AmrecoverError(f"no answer to '{line}' from {req.server}", "".join(said))
+            answers.append(text.split("\n", 1)[1] if "\n" in text else "")
+        child.sendline("quit")
+        child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=10)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        child.close()
+    return answers
+
+
 def recover(req: RecoverRequest, *, idle_timeout: float = 300.0,
-            start_timeout: float = 60.0, logfile=None) -> RecoverResult:
+            start_timeout: float = 60.0, logfile=None, progress=None) -> RecoverResult:
     """Restore req.paths of host:disk into req.directory with the real amrecover."""
     import pexpect  # only this driver and the TUI need it
+    from dataclasses import replace
 
+    req = replace(req, directory=os.path.abspath(req.directory))  # it runs in /
     os.makedirs(req.directory, exist_ok=True)
     start = time.monotonic()
     res = RecoverResult(req.directory)
@@ -154,7 +199,16 @@ def recover(req: RecoverRequest, *, idle_timeout: float = 300.0,
     log.info("spawn: %s", " ".join(cmd))
     child = pexpect.spawn(cmd[0], cmd[1:], env=env, encoding="utf-8",
                           codec_errors="replace", timeout=start_timeout,
-                          dimensions=(50, 400), searchwindowsize=4096)
+                          dimensions=(50, 400), searchwindowsize=4096, cwd="/")
+
+    def read_bytes() -> int:
+        try:
+            with open(f"/proc/{child.pid}/io") as f:
+                io = dict(ln.split(": ") for ln in f.read().splitlines() if ": " in ln)
+            res.bytes = max(res.bytes, int(io.get("rchar", 0)))
+        except (OSError, ValueError):
+            pass
+        return res.bytes
     if logfile is not None:
         child.logfile_read = logfile
     said: list[str] = []
@@ -212,6 +266,8 @@ def recover(req: RecoverRequest, *, idle_timeout: float = 300.0,
         quiet, pending = 0.0, 0
         while True:
             i = child.expect(patterns, timeout=1.0)
+            if progress is not None:
+                progress(read_bytes())
             if i != 6:
                 took(child.before + (child.after if isinstance(child.after, str) else ""))
                 quiet, pending = 0.0, 0
@@ -246,6 +302,7 @@ def recover(req: RecoverRequest, *, idle_timeout: float = 300.0,
                     fail(f"amrecover said nothing for {idle_timeout:.0f}s during the extract",
                          pending=True)
         said.append(tail)
+        read_bytes()
         child.sendline("quit")
         child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=30)
         said.append(child.before or "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from essentials.runner import Cmd
 
-from ..restore.pipe import PipeError, build, volume_loads
+from ..restore.pipe import PipeError, build, file_finder, header_reader, volume_loads
 from ..restore.plan import extract_cmd, is_tar
 from . import positioning
 from .chains import Chain
@@ -30,12 +30,14 @@ def extract_line(program: str | None, directory: str = "DIR") -> str | None:
     return None
 
 
-def text(cat, chains: list[Chain], errors, media, header_of=None,
-         into: str = "DIR") -> list[str]:
+def text(cat, chains: list[Chain], errors, media, files=None,
+         into: str = "DIR", header_of=None) -> list[str]:
     """For people: per DLE its images and, per image, one command sequence
     (restore/pipe.py: the one the driver runs), a split image's parts joined
-    in one stream.  header_of(label, filenum) reads an image's header where
-    the volumes are at hand (it says how a split image was compressed)."""
+    in one stream.  files: a library whose image files are at hand (vtapes:
+    read directly, their headers say how they were compressed); header_of:
+    the headers where they are known but no files are (tapes read earlier)."""
+    header_of, file_of = header_of or header_reader(files), file_finder(files)
     out = [f"Catalog from: {', '.join(cat.sources)}; {len(cat.dumps)} dump records, "
            f"{len(cat.dles())} DLEs"]
     if cat.available is None:
@@ -66,7 +68,8 @@ def text(cat, chains: list[Chain], errors, media, header_of=None,
             first = min(d.parts, key=lambda p: p.partnum)
             h = header_of(first.label, first.filenum) if header_of else None
             try:
-                lines = build(c.host, c.disk, d, media.device, ext, h, loads.get(i)).lines()
+                lines = build(c.host, c.disk, d, media.device, ext, h, loads.get(i),
+                              file_of=file_of).lines()
             except PipeError as e:
                 lines = [f"# level {d.level} of {d.date}: {e}"]
             out += ["  " + line for line in lines]

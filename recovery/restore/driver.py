@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from essentials.errors import AmdrError
 from essentials.runner import Runner, Source
 
-from .media import HEADER_SIZE, Header, VtapeLibrary, read_header
-from .pipe import filters
+from .media import HEADER_SIZE, Header, VtapeLibrary
 from .pipe import build as build_pipe
+from .pipe import file_finder
 from .plan import RestoreStep, extract_cmd, is_tar, restoresymtable
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,9 @@ def image_bytes(library, dumps) -> int | None:
     total = 0
     try:
         for d in dumps:
-            paths = [library.image_path(p.label, p.filenum) for p in d.parts]
-            sizes = [os.path.getsize(x) for x in paths]
-            h = read_header(paths[0])
-            if len(paths) == 1:  # amrestore -p writes the native stream
-                total += (h.native_size if h and h.native_size else sizes[0] - HEADER_SIZE)
-            elif h is not None and filters(h):  # raw parts, headers and all
-                total += sum(sizes)
-            else:
-                total += sum(sizes) - HEADER_SIZE * len(sizes)
+            # each file read directly, its header skipped (pipe.file_read)
+            total += sum(os.path.getsize(library.image_path(p.label, p.filenum)) - HEADER_SIZE
+                         for p in d.parts)
     except (OSError, AmdrError):
         return None
     return total
@@ -88,6 +82,7 @@ class StepResult:
     ended: float = 0.0    # streams overlap, parents end before their children start
     skipped: int = 0      # images restored by an earlier run (the restore journal)
     remade: bool = False  # its filesystem was made again (an interrupted dump restore)
+    notes: list = field(default_factory=list)  # what a person should know of this restore
 
 
 def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | None:
@@ -96,8 +91,8 @@ def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | Non
     prepare = getattr(library, "prepare", None)  # tape drives: load and position
     if prepare is not None:
         prepare(runner, p.label, p.filenum)
-    if runner.dry_run:
-        return None
+    if runner.dry_run and prepare is not None:
+        return None  # a tape not loaded: its header is read when it is
     h = library.check_image(p.label, p.filenum, step.host, step.disk, d.date, d.level)
     if len(d.parts) > 1 and h.partnum is not None and h.partnum != p.partnum:
         raise AmdrError(f"{p.label} file {p.filenum} is part {h.partnum} of the level "
@@ -109,6 +104,8 @@ def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | Non
 
 def check_amrestore(stats, step: RestoreStep, d, p):
     """amrestore reports a wrong volume or a missing image and exits 0."""
+    if stats[0].argv[0] != "amrestore":
+        return  # a vtape file read directly: its header was checked before
     err = stats[0].stderr
     if "ERROR" in err or "restoring" not in err:
         raise AmdrError(f"amrestore failed for {step.host}:{step.disk} level {d.level} "
@@ -152,6 +149,8 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
                  progress=None, journal=None, remake=None) -> StepResult:
     """journal: a RestoreJournal (images done are skipped, the interrupted one
     redone); remake(step): makes a dump DLE's filesystem again."""
+    if getattr(library, "remote", False):  # a live server's amrecover (remote.py)
+        return library.restore_step(runner, step, progress, journal, remake)
     res = StepResult(step.host, step.disk, step.directory)
     runner.run(["mkdir", "-p", step.directory])
     start = time.monotonic()
@@ -171,7 +170,8 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
                             f"lacks part(s) {', '.join(map(str, d.missing_parts()))}")
         parts = sorted(d.parts, key=lambda p: p.partnum)
         first = reach_part(runner, step, library, d, parts[0])
-        pipe = build_pipe(step.host, step.disk, d, library.device, extract, first)
+        pipe = build_pipe(step.host, step.disk, d, library.device, extract, first,
+                          file_of=file_finder(library))
         sources = [Source(r.cmds,
                           before=None if i == 0 else
                           (lambda p=p: reach_part(runner, step, library, d, p)),

@@ -18,6 +18,10 @@ from ..disks.plan import target_path
 # GNU tar images: the GNUTAR program, and the amgtar application (by its plugin:
 # amconf resolves a site's application-tool name to the plugin it runs)
 TAR_PROGRAMS = ("GNUTAR", "APPLICATION:amgtar")
+# a DLE restored through the live server (restore/remote.py): amrecover picks
+# tar or restore from each image itself (the index server does not say which),
+# so it is treated as restore -r is: a fresh filesystem, made again on resume
+SERVER_PROGRAM = "AMRECOVER"
 
 
 @dataclass
@@ -66,7 +70,7 @@ def plan_restores(dumps: list[Dump], disklist: list[DiskEntry], layout: dict, ta
         if e.host != host:
             continue
         try:
-            if not (is_tar(e.program) or e.program == "DUMP"):
+            if not (is_tar(e.program) or e.program in ("DUMP", SERVER_PROGRAM)):
                 raise CatalogError(f"{e.host}:{e.disk}: program {e.program} cannot be "
                                    f"restored yet (GNUTAR, amgtar and DUMP can)")
             orig = original_path(e, layout)
@@ -108,17 +112,20 @@ def extract_cmd(program: str, directory: str) -> Cmd:
     return Cmd(extract_argv(program, directory), cwd=None if is_tar(program) else directory)
 
 
-def render(step: RestoreStep, devices: dict[str, str], header_of=None) -> list[str]:
+def render(step: RestoreStep, devices: dict[str, str], library=None) -> list[str]:
     """The commands for a person: one sequence per image (pipe.ImagePipe.lines),
-    the same the driver runs.  header_of(label, filenum): the image's header
-    when it can be read now (it says how a split image is joined)."""
-    from .pipe import build
+    the same the driver runs.  library: where the images' files and headers
+    can be read now (vtapes: each file read directly, its header says how)."""
+    if hasattr(library, "render"):  # a live server: the amrecover session
+        return library.render(step)
+    from .pipe import build, file_finder, header_reader
+    header_of, file_of = header_reader(library), file_finder(library)
     out = []
     for d in step.chain.dumps:
         first = min(d.parts, key=lambda p: p.partnum)
         h = header_of(first.label, first.filenum) if header_of else None
         out += build(step.host, step.disk, d, lambda lab: devices.get(lab, f"<{lab}>"),
-                     extract_cmd(step.program, step.directory), h).lines()
+                     extract_cmd(step.program, step.directory), h, file_of=file_of).lines()
     return out
 
 

@@ -9,42 +9,13 @@ loaded (reading them now would mean loading each one): said so, not hidden.
 
 from __future__ import annotations
 
-import os
-import pwd
-import stat
-
 from essentials.doctor import locate
 from essentials.errors import AmdrError
 
-from ..catalog.positioning import AMANDA_USER
 from . import crypt
 from .driver import check_program
 from .pipe import filters
 from .plan import RestoreStep
-
-
-def unreadable_by(path: str, user: str) -> str | None:
-    """Why `user` could not open `path` for reading by its mode bits (None: it can)."""
-    pw = pwd.getpwnam(user)
-    groups = set(os.getgrouplist(user, pw.pw_gid))
-
-    def allowed(st, bit_owner, bit_group, bit_other):
-        if st.st_uid == pw.pw_uid:
-            return st.st_mode & bit_owner
-        if st.st_gid in groups:
-            return st.st_mode & bit_group
-        return st.st_mode & bit_other
-
-    parts = os.path.abspath(path).split("/")
-    for i in range(1, len(parts)):
-        d = "/".join(parts[:i]) or "/"
-        st = os.stat(d)
-        if not allowed(st, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
-            return f"it may not enter {d}"
-    st = os.stat(path)
-    if not allowed(st, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH):
-        return f"{path} is not readable to it"
-    return None
 
 
 def check_step(st: RestoreStep, library, provided=()) -> None:
@@ -65,11 +36,6 @@ def check_step(st: RestoreStep, library, provided=()) -> None:
         first = None
         for p in parts:
             h = library.check_image(p.label, p.filenum, st.host, st.disk, d.date, d.level)
-            why = unreadable_by(str(library.image_path(p.label, p.filenum)), AMANDA_USER)
-            if why:
-                raise AmdrError(f"amrestore runs as {AMANDA_USER}, who cannot read {p.label} "
-                                f"file {p.filenum}: {why}; `chmod -R a+rX` the volumes (or "
-                                f"copy them where {AMANDA_USER} can read them)")
             if len(parts) > 1 and h.partnum is not None and h.partnum != p.partnum:
                 raise AmdrError(f"{p.label} file {p.filenum} is part {h.partnum} of {where}, "
                                 f"the catalog says part {p.partnum}")

@@ -419,9 +419,6 @@ def main(argv=None) -> int:
     return rc
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 def _seed_debs(debs: Path):
     """First build: hard-link the VM guest's .deb cache (same suite) so little is downloaded."""
     debs.mkdir(parents=True, exist_ok=True)
@@ -452,3 +449,7 @@ def _stream(argv, logfile: Path, progress, env=None):
         if p.wait() != 0:
             raise RuntimeError(f"{' '.join(map(str, argv[:6]))} ... failed ({p.returncode}):\n"
                                + "".join(tail))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

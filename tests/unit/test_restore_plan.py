@@ -170,33 +170,63 @@ def test_render_lines():
     assert restoresymtable(steps[1]) == "/target/srv/restoresymtable"
 
 
-def test_render_split_image_is_one_sequence():
+def test_split_image_on_tape_is_one_sequence():
     """The catalog once printed one amrestore | tar per part: run as printed,
-    every part but the last failed and the tree was corrupt."""
-    steps, _ = plan_restores(DUMPS, [entry("/big", "GNUTAR", "/orig/big")], layout(), T, H)
-    devices = {"V-01": "file:/vt/slot1"}
+    every part but the last failed and the tree was corrupt.  On tape (no files
+    to read directly) each part goes through amrestore, in one group."""
+    from recovery.restore.pipe import build
+    from recovery.restore.plan import extract_cmd
+    d = [x for x in DUMPS if x.disk == "/big"][0]
     tar = "tar -x -p -G --numeric-owner -f - -C /target/big"
+    ext = extract_cmd("GNUTAR", "/target/big")
     plain = Header("SPLIT_FILE", "20260101010000", H, "/big", 0, comp="N")
-    assert render(steps[0], devices, lambda lab, n: plain) == [
+    assert build(H, "/big", d, lambda lab: "tape:/dev/nst0", ext, plain).lines() == [
         "# web1:/big level 0 of 20260101010000: 2 parts, neither compressed nor encrypted: "
         "joined as read",
-        "( cd / && runuser -u backup -- amrestore -p -f 4 -l V-01 file:/vt/slot1 =web1 =/big",
-        f"  runuser -u backup -- amrestore -p -f 5 -l V-01 file:/vt/slot1 =web1 =/big ) | {tar}",
+        "( cd / && runuser -u backup -- amrestore -p -f 4 -l V-01 tape:/dev/nst0 =web1 =/big",
+        f"  runuser -u backup -- amrestore -p -f 5 -l V-01 tape:/dev/nst0 =web1 =/big ) | {tar}",
     ]
     enc = Header("SPLIT_FILE", "20260101010000", H, "/big", 0, comp=".gz", encrypted=True,
                  server_encrypt="/usr/sbin/amcrypt-ossl", server_decrypt_option="-d")
-    lines = render(steps[0], devices, lambda lab, n: enc)
+    lines = build(H, "/big", d, lambda lab: "tape:/dev/nst0", ext, enc).lines()
     assert lines[1:] == [
-        "( cd / && runuser -u backup -- amrestore -r -p -f 4 -l V-01 file:/vt/slot1 =web1 =/big "
+        "( cd / && runuser -u backup -- amrestore -r -p -f 4 -l V-01 tape:/dev/nst0 =web1 =/big "
         "| tail -c +32769",
-        "  runuser -u backup -- amrestore -r -p -f 5 -l V-01 file:/vt/slot1 =web1 =/big "
+        "  runuser -u backup -- amrestore -r -p -f 5 -l V-01 tape:/dev/nst0 =web1 =/big "
         "| tail -c +32769 ) | ( cd / && runuser -u backup -- /usr/sbin/amcrypt-ossl -d ) "
         "| gzip -dc "
         f"| {tar}",
     ]
     assert "decrypt and uncompress for the whole" in lines[0]
-    unknown = render(steps[0], devices)  # no header read: raw, and said so
+    unknown = build(H, "/big", d, lambda lab: "tape:/dev/nst0", ext, None).lines()
     assert "header was not read" in unknown[1] and "tail -c +32769" in unknown[2]
+
+
+def test_split_image_on_vtapes_reads_the_files(tmp_path):
+    """Vtapes: each part's file read directly (no amrestore, no backup user),
+    the header's filters once for the whole; the catalog shows the same."""
+    from recovery.restore.media import HEADER_SIZE, VtapeLibrary
+    slot = tmp_path / "vt" / "slot1"
+    slot.mkdir(parents=True)
+
+    def put(name, text):
+        raw = text.encode()
+        (slot / name).write_bytes(raw + b"\0" * (HEADER_SIZE - len(raw)) + b"data")
+    put("00000.V-01", "AMANDA: TAPESTART DATE 20260101010000 TAPE V-01\n")
+    for n in (1, 2):
+        put(f"0000{n + 3}.web1._big.0", f"AMANDA: SPLIT_FILE 20260101010000 web1 /big "
+            f"part {n}/-1 lev 0 comp .gz program /bin/tar crypt enc server_encrypt "
+            f"/usr/sbin/amcrypt-ossl server_decrypt_option -d\n")
+    steps, _ = plan_restores(DUMPS, [entry("/big", "GNUTAR", "/orig/big")], layout(), T, H)
+    lib = VtapeLibrary(tmp_path / "vt")
+    lines = render(steps[0], {"V-01": lib.device("V-01")}, lib)
+    assert lines == [
+        "# web1:/big level 0 of 20260101010000: vtape files read directly (2 parts joined), "
+        "then one decrypt and uncompress for the whole",
+        f"( dd if={slot}/00004.web1._big.0 bs=32k skip=1 status=none",
+        f"  dd if={slot}/00005.web1._big.0 bs=32k skip=1 status=none ) "
+        "| ( cd / && runuser -u backup -- /usr/sbin/amcrypt-ossl -d ) | gzip -dc "
+        "| tar -x -p -G --numeric-owner -f - -C /target/big"]
 
 
 def test_to_dict():

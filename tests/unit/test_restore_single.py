@@ -23,10 +23,11 @@ def label_file(slot, label, date="20260101000000"):
         block(f"AMANDA: TAPESTART DATE {date} TAPE {label}\n"))
 
 
-def image_file(slot, filenum, host, disk, date, level, program="/bin/tar"):
+def image_file(slot, filenum, host, disk, date, level, program="/bin/tar", part=1,
+               comp="N"):
     (slot / f"{filenum:05d}.{host}.{disk.replace('/', '_')}.{level}").write_bytes(
-        block(f"AMANDA: SPLIT_FILE {date} {host} {disk}  part 1/-1  lev {level} comp N "
-              f"program {program}\n") + b"data")
+        block(f"AMANDA: SPLIT_FILE {date} {host} {disk}  part {part}/-1  lev {level} "
+              f"comp {comp} program {program}\n") + b"data")
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def vtapes(tmp_path):
     image_file(root / "slot1", 2, "web1", "/dev/sdb1", "20260101000000", 0, "/sbin/dump")
     label_file(root / "slot2", "LAB-02", "20260102000000")
     image_file(root / "slot2", 1, "web1", "/srv", "20260102000000", 1)
+    image_file(root / "slot2", 4, "web1", "/srv", "20260103000000", 2)
     return root
 
 
@@ -159,11 +161,22 @@ def test_chain_on_vtapes_pipes_each_image_in_order(vtapes, tmp_path):
     r = single.restore(runner, chain3(), "GNUTAR", tmp_path / "t", VtapeLibrary(vtapes))
     assert r.levels == [0, 1, 2]
     tar = f"tar -x -p -G --numeric-owner -f - -C {tmp_path}/t"
+    # vtapes: each file read directly, its header (checked before) skipped
     assert recorded(runner) == [
         f"mkdir -p {tmp_path}/t",
-        f"(as backup) amrestore -p -f 1 -l LAB-01 file:{vtapes}/slot1 =web1 =/srv | {tar}",
-        f"(as backup) amrestore -p -f 1 -l LAB-02 file:{vtapes}/slot2 =web1 =/srv | {tar}",
-        f"(as backup) amrestore -p -f 4 -l LAB-02 file:{vtapes}/slot2 =web1 =/srv | {tar}"]
+        f"dd if={vtapes}/slot1/00001.web1._srv.0 bs=32k skip=1 status=none | {tar}",
+        f"dd if={vtapes}/slot2/00001.web1._srv.1 bs=32k skip=1 status=none | {tar}",
+        f"dd if={vtapes}/slot2/00004.web1._srv.2 bs=32k skip=1 status=none | {tar}"]
+
+
+def test_dry_run_on_vtapes_checks_each_header(vtapes, tmp_path):
+    """A dry run reads the headers too (it moves nothing): a wrong image is said now."""
+    (vtapes / "slot2" / "00004.web1._srv.2").unlink()
+    image_file(vtapes / "slot2", 4, "web1", "/srv", "20260109000000", 2)
+    with pytest.raises(MediaError, match="LAB-02 file 4 .* holds .*20260109000000.*the "
+                                         "catalog says .*20260103000000"):
+        single.restore(Runner(dry_run=True), chain3(), "GNUTAR", tmp_path / "t",
+                       VtapeLibrary(vtapes))
 
 
 def test_chain_on_a_tape_drive_asks_for_each_volume_and_positions(tmp_path):
@@ -203,17 +216,25 @@ def test_no_terminal_to_ask_on(monkeypatch, tmp_path):
 
 def test_split_image_parts_are_read_in_order_into_one_stream(vtapes, tmp_path):
     """Once refused ("split images are not restored by this version"): each part
-    is a source of one stream, read in part order, the extract command once."""
-    split = Chain("web1", "/srv", [Dump("web1", "/srv", "20260101000000", 0,
-                                        [Part("LAB-02", 1, 2), Part("LAB-01", 1, 1)], 2)],
+    is a source of one stream, read in part order, the extract command once;
+    compressed: one gzip for the whole stream, never per part."""
+    image_file(vtapes / "slot1", 3, "web1", "/big", "20260101000000", 0, part=1, comp=".gz")
+    image_file(vtapes / "slot2", 2, "web1", "/big", "20260101000000", 0, part=2, comp=".gz")
+    split = Chain("web1", "/big", [Dump("web1", "/big", "20260101000000", 0,
+                                        [Part("LAB-02", 2, 2), Part("LAB-01", 3, 1)], 2)],
                   "GNUTAR")
     runner = Runner(dry_run=True)
     single.restore(runner, split, "GNUTAR", tmp_path / "t", VtapeLibrary(vtapes))
     assert [r.kind for r in runner.recorded] == ["run", "stream-part", "stream-part",
                                                  "stream-sink"]
-    lines = recorded(runner)
-    # no header read in a dry run: the parts are read raw (the safe way for any image)
-    assert lines[1] == (f"(as backup) amrestore -r -p -f 1 -l LAB-01 file:{vtapes}/slot1 "
-                        f"=web1 =/srv | tail -c +32769")
-    assert lines[2].startswith("(as backup) amrestore -r -p -f 1 -l LAB-02 ")
-    assert lines[3] == f"tar -x -p -G --numeric-owner -f - -C {tmp_path / 't'}"
+    assert recorded(runner)[1:] == [
+        f"dd if={vtapes}/slot1/00003.web1._big.0 bs=32k skip=1 status=none",
+        f"dd if={vtapes}/slot2/00002.web1._big.0 bs=32k skip=1 status=none",
+        f"gzip -dc | tar -x -p -G --numeric-owner -f - -C {tmp_path / 't'}"]
+    # part 2 where the catalog says part 1: refused, also in a dry run
+    wrong = Chain("web1", "/big", [Dump("web1", "/big", "20260101000000", 0,
+                                        [Part("LAB-02", 2, 1), Part("LAB-01", 3, 2)], 2)],
+                  "GNUTAR")
+    with pytest.raises(Exception, match="is part 2 of .* the catalog says part 1"):
+        single.restore(Runner(dry_run=True), wrong, "GNUTAR", tmp_path / "u",
+                       VtapeLibrary(vtapes))
