@@ -300,7 +300,7 @@ def _only(steps, errors, only):
 
 def check_restore_tools(dles, lib, what="the restore"):
     """dles: (HOST:DISK, program) pairs; probed before anything is wiped or written."""
-    from .restore.devices import TapeDrive
+    from .media.devices import TapeDrive
     if getattr(lib, "remote", False):  # amrecover runs tar or restore as the image says
         doctor.require({t: [d for d, _ in dles] for t in ("amrecover", "tar", "restore")},
                        what)
@@ -331,7 +331,7 @@ def planned_restores(s: Session, only=None):
 def restore_jobs(jobs, lib) -> int:
     """--jobs, else: one stream on a tape drive; on vtapes two where there are two
     cores (a stream is mostly one busy process: amrestore, gzip or tar)."""
-    from .restore.devices import TapeDrive
+    from .media.devices import TapeDrive
     if isinstance(lib, TapeDrive) or getattr(lib, "remote", False):
         if jobs and jobs > 1:
             print("note: one tape drive reads one stream at a time: --jobs 1" if
@@ -724,7 +724,7 @@ def _slots(values) -> dict:
 
 
 def _device(args, runner, ask=None):
-    from .restore.devices import changer_from, open_device
+    from .media.devices import changer_from, open_device
     if not args.device:
         return None
     return open_device(args.device, runner, changer_from(args.changer, _slots(args.slot)),
@@ -733,8 +733,8 @@ def _device(args, runner, ask=None):
 
 def _media(library, cat):
     """What the positioning is shown for: the named device, else where the catalog saw them."""
-    from .catalog import positioning
-    from .restore.devices import TapeDrive
+    from .media import positioning
+    from .media.devices import TapeDrive
     if isinstance(library, TapeDrive):
         return library.media
     if library is not None:
@@ -743,19 +743,20 @@ def _media(library, cat):
 
 
 def cmd_catalog(args) -> int:
-    from .catalog import gather, show
+    from .catalog import gather
+    from .restore import listing
     runner = Runner()
     library = _device(args, runner)
     cat = gather.load(_catalog_request(args, getattr(library, "labels", {}) or ()), runner)
     chains, errors = cat.chains(args.host, args.disk, args.until)
     if args.json:
-        print(json.dumps(show.doc(chains, errors), indent=1))
+        print(json.dumps(listing.doc(chains, errors), indent=1))
     else:
-        from .restore.devices import from_devices
+        from .media.devices import from_devices
         # the images' files: the named device, else the slots the catalog saw
         files = library if hasattr(library, "image_path") else \
             from_devices(cat.devices or {})
-        print("\n".join(show.text(cat, chains, errors, _media(library, cat), files,
+        print("\n".join(listing.text(cat, chains, errors, _media(library, cat), files,
                                   into=args.into)))
     return EXIT_PARTIAL if errors else EXIT_OK
 
@@ -765,7 +766,7 @@ def _restore_one(args, program: str) -> int:
 
     from .catalog import gather
     from .restore import single
-    from .restore.devices import from_devices
+    from .media.devices import from_devices
     # reading catalogs and headers changes nothing, so it is done even in a dry run
     reader, runner = Runner(), Runner(dry_run=args.dry_run)
     library = _device(args, runner, (lambda text: runner.recorded.append(

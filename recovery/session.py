@@ -29,8 +29,8 @@ from .disks.mapping import match_disks
 from .disks.plan import PlanError, contents, needed_disks, plan_disks
 from .finalize.plan import boot_refusals
 from .disks.stack import Passphrase
-from .restore.devices import from_devices
-from .restore.media import VtapeLibrary
+from .media.devices import from_devices
+from .media.volumes import VtapeLibrary
 from .restore.plan import plan_restores
 
 log = logging.getLogger(__name__)

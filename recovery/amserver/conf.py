@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..catalog.amconf import _strip_comment
-from ..catalog.quoting import split_quoted
+from ..media.quoting import split_quoted
 from .names import qstr, quote
 
 AMANDA_ETC = Path("/etc/amanda")

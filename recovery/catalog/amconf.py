@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .quoting import split_quoted
+from ..media.quoting import split_quoted
 
 
 @dataclass

@@ -29,7 +29,7 @@ import re
 from .amconf import DiskEntry
 from .assemble import Seen
 from .model import FAILED, OK, Part
-from .quoting import split_quoted
+from ..media.quoting import split_quoted
 
 log = logging.getLogger(__name__)
 

@@ -163,7 +163,7 @@ class Catalog:
 
 def library_labels(root: str) -> dict[str, str]:
     """label -> `file:SLOT` for a chg-disk directory that exists here, else {}."""
-    from ..restore.media import MediaError, VtapeLibrary  # reads the slots' label files
+    from ..media.volumes import MediaError, VtapeLibrary  # reads the slots' label files
     if not root or not Path(root).is_dir():
         return {}
     try:

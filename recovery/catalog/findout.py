@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from .model import FAILED, OK, PARTIAL, Dump, Part
-from .quoting import split_quoted
+from ..media.quoting import split_quoted
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")

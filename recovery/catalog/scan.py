@@ -30,7 +30,7 @@ from pathlib import Path
 from essentials.errors import CommandError
 from essentials.runner import Runner
 
-from ..restore.media import HEADER_SIZE, Header, parse_header
+from ..media.volumes import HEADER_SIZE, Header, parse_header
 from .assemble import Seen, assemble, derive_nparts
 from .model import Dump, Part
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from essentials.collectors.amanda import trace_log_order
 
 from .model import FAILED, OK, PARTIAL, Dump, Part
-from .quoting import split_quoted
+from ..media.quoting import split_quoted
 
 log = logging.getLogger(__name__)
 

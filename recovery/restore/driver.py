@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from essentials.errors import AmdrError
 from essentials.runner import Runner, Source
 
-from .media import HEADER_SIZE, Header, VtapeLibrary
+from ..media.volumes import HEADER_SIZE, Header, VtapeLibrary
 from .pipe import build as build_pipe
 from .pipe import file_finder
 from .plan import RestoreStep, extract_cmd, is_tar, restoresymtable

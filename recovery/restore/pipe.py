@@ -41,8 +41,8 @@ from essentials.errors import AmdrError
 from essentials.runner import Cmd, display
 
 from ..catalog.model import Dump
-from ..catalog.positioning import AMANDA_USER, Action, amrestore_argv
-from .media import HEADER_SIZE, Header, read_header
+from ..media.positioning import AMANDA_USER, Action, amrestore_argv
+from ..media.volumes import HEADER_SIZE, Header, read_header
 
 TAIL_HEADER = ["tail", "-c", f"+{HEADER_SIZE + 1}"]
 

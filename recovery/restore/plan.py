@@ -12,7 +12,7 @@ from essentials.layout.normalise import relative_mountpoint
 from ..catalog.amconf import DiskEntry
 from ..catalog.chains import Chain, compute_chain
 from ..catalog.model import Dump
-from ..catalog.positioning import amrestore_argv  # noqa: F401 (the driver's and render's)
+from ..media.positioning import amrestore_argv  # noqa: F401 (the driver's and render's)
 from ..disks.plan import target_path
 
 # GNU tar images: the GNUTAR program, and the amgtar application (by its plugin:

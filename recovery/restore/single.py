@@ -20,7 +20,7 @@ from essentials.runner import Runner
 from ..catalog.chains import Chain
 from ..catalog.model import Dump, Part
 from . import driver
-from .media import MediaError, parse_header, read_header
+from ..media.volumes import MediaError, parse_header, read_header
 from .plan import RestoreStep, is_tar
 
 

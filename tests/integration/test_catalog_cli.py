@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from recovery.restore.media import VtapeLibrary
+from recovery.media.volumes import VtapeLibrary
 from tests.integration.helpers import amdr, collect
 from tests.lab import tree
 from tests.lab.lab import AmandaLab

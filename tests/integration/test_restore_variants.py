@@ -91,8 +91,10 @@ def catalog_lines(lab, disk: str, into, reader: str) -> list[str]:
         assert p.returncode == 0, p.stdout + p.stderr
         return p.stdout.splitlines()
     from essentials.runner import Runner
-    from recovery.catalog import gather, positioning, show
-    from recovery.restore.devices import from_devices
+    from recovery.catalog import gather
+    from recovery.media import positioning
+    from recovery.restore import listing as show
+    from recovery.media.devices import from_devices
     from recovery.restore.pipe import header_reader
     cat = gather.load(gather.Request(bundles=[str(lab.bundle)], vtapes=[str(lab.vtapes)]),
                       Runner())

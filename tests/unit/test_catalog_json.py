@@ -8,7 +8,8 @@ import pytest
 
 from essentials.bundle import write_manifest
 from recovery import cli
-from recovery.catalog import combined, show, tracelog
+from recovery.catalog import combined, tracelog
+from recovery.restore import listing as show
 from recovery.catalog.amconf import DiskEntry
 from recovery.catalog.chains import compute_chains
 from recovery.catalog.model import FAILED, PARTIAL, Dump, Part

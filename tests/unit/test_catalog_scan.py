@@ -19,7 +19,7 @@ from recovery.catalog import tracelog
 from recovery.catalog.chains import compute_chain, dles
 from recovery.catalog.model import Part
 from recovery.catalog.scan import scan
-from recovery.restore.media import HEADER_SIZE
+from recovery.media.volumes import HEADER_SIZE
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 LOGS = FIX / "reports" / "amcheckdump" / "logs"

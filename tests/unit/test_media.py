@@ -2,7 +2,7 @@
 
 import pytest
 
-from recovery.restore.media import HEADER_SIZE, MediaError, VtapeLibrary, parse_header
+from recovery.media.volumes import HEADER_SIZE, MediaError, VtapeLibrary, parse_header
 
 
 def block(text: str) -> bytes:

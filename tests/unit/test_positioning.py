@@ -2,7 +2,7 @@
 
 from recovery.catalog.chains import Chain
 from recovery.catalog.model import Dump, Part
-from recovery.catalog.positioning import (AmtapeChanger, FileMedia, MtxChanger, TapeMedia,
+from recovery.media.positioning import (AmtapeChanger, FileMedia, MtxChanger, TapeMedia,
                                           VtapeMedia, plan, reads, render, volumes_needed)
 
 H = "web1"

@@ -1,7 +1,7 @@
 """Amanda's token quoting (common-src/util.c quote_string / unquote_string)."""
 
 
-from recovery.catalog.quoting import sanitise, split_quoted
+from recovery.media.quoting import sanitise, split_quoted
 
 
 def test_plain_tokens():

@@ -13,7 +13,7 @@ from essentials.collectors import amanda
 from essentials.collectors.base import Context
 from essentials.runner import Runner
 from recovery.restore import crypt
-from recovery.restore.media import HEADER_SIZE, parse_header
+from recovery.media.volumes import HEADER_SIZE, parse_header
 from recovery.restore.pipe import PipeError, filters
 
 ENC = ("AMANDA: SPLIT_FILE 20261206170828 localhost /var/tmp/x/mnt  part 1/-1  lev 0 comp .gz "

@@ -4,7 +4,7 @@ import pytest
 
 from recovery.catalog.amconf import DiskEntry
 from recovery.catalog.model import Dump, Part
-from recovery.restore.media import Header
+from recovery.media.volumes import Header
 from recovery.restore.plan import (amrestore_argv, extract_argv, is_tar, original_path,
                                    plan_restores, render, restoresymtable)
 from essentials.errors import CatalogError
@@ -205,7 +205,7 @@ def test_split_image_on_tape_is_one_sequence():
 def test_split_image_on_vtapes_reads_the_files(tmp_path):
     """Vtapes: each part's file read directly (no amrestore, no backup user),
     the header's filters once for the whole; the catalog shows the same."""
-    from recovery.restore.media import HEADER_SIZE, VtapeLibrary
+    from recovery.media.volumes import HEADER_SIZE, VtapeLibrary
     slot = tmp_path / "vt" / "slot1"
     slot.mkdir(parents=True)
 
@@ -241,7 +241,7 @@ def test_to_dict():
 def test_split_image_on_tapes_loads_each_volume_inside_the_group():
     """A split across volumes in a drive: the load (a prompt on the terminal or a
     changer command, its output kept off the stream) comes right before its part."""
-    from recovery.catalog import positioning
+    from recovery.media import positioning
     from recovery.restore.pipe import build, volume_loads
     from recovery.restore.plan import extract_cmd
     d0 = Dump(H, "/srv", "20260101000000", 0, [Part("L-02", 1, 2), Part("L-01", 3, 1)], 2)

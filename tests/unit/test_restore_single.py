@@ -7,9 +7,10 @@ from essentials.runner import Cmd, Recorded, Runner
 from recovery.catalog import combined
 from recovery.catalog.chains import Chain
 from recovery.catalog.model import Dump, Part
-from recovery.catalog.positioning import AmtapeChanger, MtxChanger
-from recovery.restore import devices, single
-from recovery.restore.media import HEADER_SIZE, MediaError, VtapeLibrary
+from recovery.media.positioning import AmtapeChanger, MtxChanger
+from recovery.media import devices
+from recovery.restore import single
+from recovery.media.volumes import HEADER_SIZE, MediaError, VtapeLibrary
 
 
 def block(text: str) -> bytes:

@@ -9,7 +9,7 @@
                                                 loading the volumes
 Each gives the driver `device(label)`, `check_image(...)` (the 32 KiB header
 against the catalog, before anything is piped) and, for tapes, `prepare()`:
-loading and positioning (recovery.catalog.positioning), run through the
+loading and positioning (recovery.media.positioning), run through the
 runner.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from essentials.errors import ConfigError
 from essentials.runner import Runner
 
-from ..catalog import positioning
-from .media import (Header, MediaError, VtapeLibrary, expect_header, parse_header,
+from . import positioning
+from .volumes import (Header, MediaError, VtapeLibrary, expect_header, parse_header,
                     read_header)
 
 log = logging.getLogger(__name__)

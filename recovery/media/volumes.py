@@ -14,7 +14,7 @@ from pathlib import Path
 
 from essentials.errors import AmdrError
 
-from ..catalog.quoting import split_quoted
+from .quoting import split_quoted
 
 HEADER_SIZE = 32768
 

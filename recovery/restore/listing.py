@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from essentials.runner import Cmd
 
-from ..restore.pipe import PipeError, build, file_finder, header_reader, volume_loads
-from ..restore.plan import extract_cmd, is_tar
-from . import positioning
-from .chains import Chain
+from .pipe import PipeError, build, file_finder, header_reader, volume_loads
+from .plan import extract_cmd, is_tar
+from ..media import positioning
+from ..catalog.chains import Chain
 
 
 def doc(chains: list[Chain], errors) -> dict:
