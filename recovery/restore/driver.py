@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from essentials.errors import AmdrError
 from essentials.runner import Runner, Source
@@ -145,6 +148,23 @@ def resume_point(runner: Runner, step: RestoreStep, journal, remake) -> tuple[in
     return pos.done, False
 
 
+@contextlib.contextmanager
+def private_tmp(runner: Runner, extract, program: str):
+    """restore -r keeps its scratch files in $TMPDIR named after the dump's date
+    (/tmp/rstdirDUMPDATE): a run killed mid-image left them, and the next run
+    failed on them ("cannot create directory temporary ...: File exists"); two
+    dump DLEs of the same second restored at once would share them.  So each
+    image's restore gets a directory of its own, removed after."""
+    if is_tar(program) or runner.dry_run:
+        yield extract
+        return
+    tmp = tempfile.mkdtemp(prefix="amdr-restore-")
+    try:
+        yield replace(extract, env=dict(os.environ, TMPDIR=tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
                  progress=None, journal=None, remake=None) -> StepResult:
     """journal: a RestoreJournal (images done are skipped, the interrupted one
@@ -170,27 +190,9 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
                             f"lacks part(s) {', '.join(map(str, d.missing_parts()))}")
         parts = sorted(d.parts, key=lambda p: p.partnum)
         first = reach_part(runner, step, library, d, parts[0])
-        pipe = build_pipe(step.host, step.disk, d, library.device, extract, first,
-                          file_of=file_finder(library))
-        sources = [Source(r.cmds,
-                          before=None if i == 0 else
-                          (lambda p=p: reach_part(runner, step, library, d, p)),
-                          check=lambda stats, p=p: check_amrestore(stats, step, d, p))
-                   for i, (r, p) in enumerate(zip(pipe.parts, parts))]
-        log.info("restoring %s:%s level %d (%s) from %s into %s", step.host, step.disk,
-                 d.level, pipe.how, ", ".join(f"{p.label} file {p.filenum}" for p in parts),
-                 step.directory)
-        tell = None
-        if progress is not None:
-            def tell(read, d=d, n=n, b=base):
-                progress(Progress(step.host, step.disk, d.level, n, len(step.chain.dumps),
-                                  b + read, total, time.monotonic() - start))
-        if journal is not None and not runner.dry_run:
-            journal.start(dle, d.date, d.level)
-        out = runner.stream(sources, pipe.sink, progress=tell,
-                            what=f"restore {step.host}:{step.disk} level {d.level}")
-        if journal is not None and not runner.dry_run:
-            journal.done(dle, d.date, d.level, out.bytes_through)
+        with private_tmp(runner, extract, step.program) as ext:
+            out = _stream_image(runner, step, library, d, n, parts, first, ext, journal,
+                                progress, start, total, base)
         base += out.bytes_through
         res.levels.append(d.level)
         res.dates.append(d.date)
@@ -205,3 +207,30 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
     res.seconds = time.monotonic() - start
     res.ended = time.time()
     return res
+
+
+def _stream_image(runner, step, library, d, n, parts, first, extract, journal, progress,
+                  start, total, base):
+    """One image (its parts in order) into the extract command."""
+    dle = f"{step.host}:{step.disk}"
+    pipe = build_pipe(step.host, step.disk, d, library.device, extract, first,
+                      file_of=file_finder(library))
+    sources = [Source(r.cmds,
+                      before=None if i == 0 else
+                      (lambda p=p: reach_part(runner, step, library, d, p)),
+                      check=lambda stats, p=p: check_amrestore(stats, step, d, p))
+               for i, (r, p) in enumerate(zip(pipe.parts, parts))]
+    log.info("restoring %s level %d (%s) from %s into %s", dle, d.level, pipe.how,
+             ", ".join(f"{p.label} file {p.filenum}" for p in parts), step.directory)
+    tell = None
+    if progress is not None:
+        def tell(read):
+            progress(Progress(step.host, step.disk, d.level, n, len(step.chain.dumps),
+                              base + read, total, time.monotonic() - start))
+    if journal is not None and not runner.dry_run:
+        journal.start(dle, d.date, d.level)
+    out = runner.stream(sources, pipe.sink, progress=tell,
+                        what=f"restore {dle} level {d.level}")
+    if journal is not None and not runner.dry_run:
+        journal.done(dle, d.date, d.level, out.bytes_through)
+    return out

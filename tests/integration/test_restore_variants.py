@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -235,4 +236,58 @@ def test_a_dle_that_cannot_be_restored_is_named_before_any_wipe(lab, tmp_path):
             assert tree.compare(lab.runs[-1].manifests[lab.root_disk], got_root) == []
             assert os.path.ismount(target / "srv")  # made, empty
         finally:
+            umount_target(target)
+
+
+def test_images_gone_mid_run_fail_that_dle_only(lab, tmp_path):
+    """The preflight passed, then, while / is being restored, the /srv images
+    vanish (a USB disk pulled, a slot emptied): /srv fails with its volume and
+    file named, / is restored, exit 1, the report is written and the command
+    that restores /srv once the volume is back is printed.  The run is held
+    (SIGSTOP) while the files go, so nothing depends on timing."""
+    import signal
+    import sys
+    vt = copy_vtapes(lab, tmp_path)
+    gone = image_files(vt, lab.data_disk, 0) + image_files(vt, lab.data_disk, 1)
+    target = tmp_path / "target"
+    bin_ = os.path.join(os.path.dirname(sys.executable), "amdr-recover")
+    with blank_disk(tmp_path / "new.img", os.path.getsize(lab.image) + (16 << 20)) as new:
+        p = subprocess.Popen([bin_, "recover", "--bundle", str(lab.bundle), "--target",
+                              str(target), "--vtapes", str(vt), "--map", f"{lab.loop}={new}",
+                              "--yes", "--no-finalize", "--jobs", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+        try:
+            out = []
+            for line in p.stdout:
+                out.append(line)
+                if line.startswith(f"restoring localhost:{lab.root_disk} "):
+                    p.send_signal(signal.SIGSTOP)  # / is restoring; /srv not begun
+                    break
+            else:
+                raise AssertionError("".join(out) + p.stderr.read())
+            started_srv = any(f"restoring localhost:{lab.data_disk}" in ln for ln in out)
+            for f in gone:
+                f.unlink()
+            p.send_signal(signal.SIGCONT)
+            rest, err = p.communicate(timeout=600)
+            stdout = "".join(out) + rest
+            assert not started_srv
+            assert p.returncode == 1, stdout + err
+            # the volume by label and slot, and the file the catalog named
+            m = re.search(rf"FAILED localhost:{re.escape(lab.data_disk)}: volume (\S+) "
+                          rf"\((\S+)\) has no file (\d+)", err)
+            assert m, err
+            assert (Path(m.group(2)) / f"{int(m.group(3)):05d}.localhost."
+                    f"{lab.data_disk.replace('/', '_')}.0") in gone
+            got = tree.snapshot(str(target), exclude={"lost+found", "srv"})
+            assert tree.compare(lab.runs[-1].manifests[lab.root_disk], got) == []
+            report = json.loads((tmp_path / "target.amdr" / "restore-report.json").read_text())
+            assert [r["disk"] for r in report["restored"]] == [lab.root_disk]
+            assert [e["disk"] for e in report["errors"]] == [lab.data_disk]
+            assert f"--dle {lab.data_disk}" in stdout  # how to restore it once it is back
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
             umount_target(target)
