@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= /usr/bin/python3
 
-.PHONY: setup test unit demo bench vm-image drill-sources drill clean
+.PHONY: setup test unit demo bench vm-image drill-sources drill iso clean
 
 # make setup: the Debian packages come from the tool inventory
 # (essentials/inventory.py), the project's Python dependencies from Debian too,
@@ -43,6 +43,11 @@ drill-sources:
 # two at a time); DRILL_ARGS="--jobs 2 a c" picks layouts and how many run at once
 drill: drill-sources
 	$(PY) -m tests.drill.run $(DRILL_ARGS)
+
+# the live image: build/iso/amanda-dr-live-VERSION.iso (image/build.py), built once per
+# content hash in /var/cache/amanda-dr/iso/; SITE=site.yaml bakes in site settings
+iso:
+	$(PY) -m image.build $(if $(SITE),--site $(SITE))
 
 demo:
 	$(PY) -m tests.lab.demo

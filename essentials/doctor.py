@@ -54,6 +54,20 @@ def locate(name: str) -> str | None:
 
 _VERSION = re.compile(r"\d+\.\d+[\w.+~:-]*|(?<=version )\d+")
 _cache: dict[str, Status] = {}
+# probes run this many at a time: most of a probe is a process starting (an
+# Amanda Perl tool loads its modules for a second or more; the live image's
+# doctor took 44 s one by one under qemu's emulation)
+PARALLEL = 8
+
+
+def probe_all(tools, runner: Runner | None = None) -> list[Status]:
+    """probe() of each tool, several at once; in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+    todo = [t for t in dict.fromkeys(tools) if t.name not in _cache]
+    if len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(todo))) as pool:
+            list(pool.map(lambda t: probe(t, runner), todo))
+    return [probe(t, runner) for t in tools]
 
 
 def probe(tool: Tool, runner: Runner | None = None) -> Status:
@@ -123,7 +137,7 @@ def require(needs: dict[str, list[str]] | list[str], what: str,
         raise AmdrError(f"{what}: amanda-dr would run {', '.join(undeclared)}, which its tool "
                         f"inventory (essentials/inventory.py) does not declare; this is a bug "
                         f"of amanda-dr, please report it")
-    statuses = [probe(BY_NAME[os.path.basename(t)], runner) for t in needs]
+    statuses = probe_all([BY_NAME[os.path.basename(t)] for t in needs], runner)
     bad = [s for s in statuses if not s.ok]
     if bad:
         lines = []
@@ -156,11 +170,21 @@ class Report:
 
 def examine(sides, runner: Runner | None = None) -> Report:
     rows = []
-    for t in tools_for(sides):
+    tools = tools_for(sides)
+    for t, st in zip(tools, probe_all(tools, runner)):
         uses = [USES[u] for u in t.uses if USES[u].side in sides]
         required = any(u.required for u in uses)
-        rows.append((probe(t, runner), [u.text for u in uses], required))
+        rows.append((st, [u.text for u in uses], required))
     return Report(rows)
+
+
+def summary(report: Report, prefix: str) -> str:
+    """One line for a console: how many tools, and what is missing or broken."""
+    n = len(report.rows)
+    if not report.failed:
+        return f"{prefix}: {n} tools checked, all present"
+    return (f"{prefix}: {n} tools checked, MISSING OR BROKEN: "
+            + ", ".join(f"{s.tool.name} ({s.state})" for s in report.failed))
 
 
 def render(report: Report) -> list[str]:
@@ -208,13 +232,18 @@ def register(sub, sides: tuple[str, ...], prog: str):
     d.add_argument("--all", action="store_true",
                    help="also the other half's tools and the test suite's")
     d.add_argument("--json", action="store_true", help="print the table as JSON")
+    d.add_argument("--line", metavar="PREFIX",
+                   help="print one line, 'PREFIX: N tools checked, all present' or what is "
+                        "missing (the live image's console)")
     d.set_defaults(func=lambda args: _cmd(args, sides))
 
 
 def _cmd(args, sides) -> int:
     import json
     report = examine(("essentials", "recovery", "tests") if args.all else sides)
-    if args.json:
+    if args.line:
+        print(summary(report, args.line))
+    elif args.json:
         print(json.dumps({"tools": to_json(report), "ok": not report.failed,
                           "mend": mend(report.failed)}, indent=1))
     else:

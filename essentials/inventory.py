@@ -68,6 +68,7 @@ USES = {u.key: u for u in (
     Use("finalize.efi", "recovery", "finalize: UEFI entry", required=False),
     Use("finalize.caps", "recovery", "finalize: capabilities", required=False),
     Use("tests", "tests", "tests"),
+    Use("image", "tests", "make iso"),
 )}
 
 # -- the tools -----------------------------------------------------------------------
@@ -227,6 +228,22 @@ TOOLS: tuple[Tool, ...] = (
     Tool("OVMF", "ovmf", ("tests",), ("test", "-r", "/usr/share/OVMF/OVMF_CODE.fd"),
          versioned=False, note="UEFI firmware for qemu (the boot drill's layout b)"),
     Tool("tmux", "tmux", ("tests",), ("tmux", "-V")),
+    # amandad under inetd (bsdtcp) for the amrecover-through-a-live-server tests
+    Tool("inetd", "openbsd-inetd", ("tests",), ("test", "-x", "/usr/sbin/inetd"),
+         versioned=False, note="runs amandad for amrecover over bsdtcp"),
+    # the live image (make iso: image/build.py, make-iso.sh)
+    Tool("unshare", "util-linux", ("image",)),
+    Tool("mksquashfs", "squashfs-tools", ("image",), ("mksquashfs", "-version")),
+    Tool("xorriso", "xorriso", ("image",)),
+    Tool("grub-mkimage", "grub-common", ("image",)),
+    Tool("grub-pc-bin", "grub-pc-bin", ("image",),
+         ("test", "-r", "/usr/lib/grub/i386-pc/boot_hybrid.img"), versioned=False,
+         note="GRUB's BIOS modules and hybrid MBR for the ISO"),
+    Tool("grub-efi-amd64-bin", "grub-efi-amd64-bin", ("image",),
+         ("test", "-d", "/usr/lib/grub/x86_64-efi"), versioned=False,
+         note="GRUB's UEFI modules for the ISO"),
+    Tool("mcopy", "mtools", ("image",)),
+    Tool("mmd", "mtools", ("image",)),
     Tool("git", "git", ("tests",)),
     Tool("make", "make", ("tests",)),
 )

@@ -205,3 +205,30 @@ def test_report_and_render(only_path):
     assert all(len(ln) <= 80 for ln in table)
     doc = doctor.to_json(report)
     assert {"tool", "package", "needed_by", "required", "state", "detail"} <= set(doc[0])
+
+
+def test_summary_line_for_the_live_console(only_path):
+    """The live image's console shows one line before the UI (--line)."""
+    (only_path / "tar").symlink_to("/bin/tar")
+    report = doctor.examine(("essentials",))
+    line = doctor.summary(report, "amanda-dr live 1.0")
+    n = len(report.rows)
+    assert line.startswith(f"amanda-dr live 1.0: {n} tools checked, MISSING OR BROKEN: ")
+    assert "ip (missing)" in line and "tar (" not in line
+    assert "rpm" not in line  # optional tools are not a failure
+    ok = doctor.Report([(s, by, req) for s, by, req in report.rows if s.ok])
+    assert doctor.summary(ok, "x") == f"x: {len(ok.rows)} tools checked, all present"
+
+
+def test_probes_run_together_and_each_once(only_path):
+    """Probes run several at a time (a Perl tool starts for a second under qemu);
+    the order of the results is the order asked, each tool probed once."""
+    import time
+    for name in ("gpg", "gpgconf", "lsblk", "blkid"):
+        script(only_path / name, "#!/bin/sh\n/bin/sleep 1\necho 2.0\n")
+    t0 = time.monotonic()
+    got = doctor.probe_all([BY_NAME[n] for n in ("gpg", "gpgconf", "lsblk", "blkid", "gpg")])
+    took = time.monotonic() - t0
+    assert 1.0 <= took < 2.5, took  # four one-second probes, not one after another
+    assert [s.tool.name for s in got] == ["gpg", "gpgconf", "lsblk", "blkid", "gpg"]
+    assert all(s.ok and s.detail == "2.0" for s in got)
