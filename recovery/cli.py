@@ -11,6 +11,8 @@ Subcommands:
             system under --target, for repair; nothing is wiped or formatted
   umount    unmount everything under --target, then deactivate what mount or
             diskinit activated (LVM, LUKS, MD)
+  bundles   find bundles on media, in mailboxes, on an sftp server (pinned host
+            key); the newest per host, --check: usable or refused and why
   catalog   the restore chain of every DLE, from a live server, bundles, report
             mails or a scan of the volumes (--json for programs)
   restore-tar, restore-dump
@@ -742,6 +744,52 @@ def _media(library, cat):
     return positioning.VtapeMedia(cat.devices)
 
 
+DEFAULT_MEDIA = ("/run/live/medium", "/media", "/mnt")
+
+
+def cmd_bundles(args) -> int:
+    from . import store
+    s = store.Store(args.store)
+    problems = []
+    media = args.media or ([] if args.mailbox or args.sftp else
+                           [m for m in DEFAULT_MEDIA if os.path.isdir(m)])
+    for p in store.on_media(media):
+        try:
+            s.add_file(p, f"medium {p.parent}")
+        except (OSError, store.StoreError) as e:
+            problems.append(str(e))
+    for mb in args.mailbox or []:
+        try:
+            for name, data in store.in_mailbox(mb):
+                s.add_bytes(name, data, f"mailbox {mb}")
+        except store.StoreError as e:
+            problems.append(str(e))
+    if args.sftp:
+        who, _, path = args.sftp.partition(":")
+        user, _, host = who.rpartition("@")
+        if not (user and host and path) or not args.host_key:
+            raise ConfigError("--sftp USER@HOST:DIR needs --host-key 'TYPE BASE64' (the "
+                              "server's key, pinned: never trusted on first use)")
+        try:
+            for name, data in store.from_sftp(host, path, user, args.host_key,
+                                              port=args.port, key_file=args.ssh_key):
+                s.add_bytes(name, data, f"sftp {host}")
+        except store.StoreError as e:
+            problems.append(str(e))
+    entries = s.newest()
+    if args.check and entries:
+        store.check(entries, **key_options(args))
+    if entries:
+        print("\n".join(store.table(entries)))
+    else:
+        print(f"no bundle found (looked in: {', '.join(map(str, media)) or 'no medium'}"
+              f"{', mailboxes' if args.mailbox else ''}{', sftp' if args.sftp else ''})")
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    refused = [e for e in entries if e.status.startswith("refused")]
+    return EXIT_PARTIAL if problems or refused or not entries else EXIT_OK
+
+
 def cmd_catalog(args) -> int:
     from .catalog import gather
     from .restore import listing
@@ -1018,6 +1066,34 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, bundle=False)
     sp.add_argument("--dry-run", action="store_true", help="show the plan only")
     sp.set_defaults(func=cmd_umount)
+
+    sp = sub.add_parser("bundles", help="find bundles on media, in mailboxes, on an sftp "
+                        "server; list the newest per host",
+                        description="Copy every bundle found (attached media, mbox or "
+                        "Maildir files holding the mail amdr-essentials sent, an sftp "
+                        "server with a pinned host key) into the store and list the newest "
+                        "of each host; with --check open each with the recovery key: usable, "
+                        "or refused and why.  Exit 1 when nothing was found, a source could "
+                        "not be read or a bundle is refused.",
+                        epilog="example: amdr-recover bundles --media /media/usb --check")
+    sp.add_argument("--media", action="append", metavar="DIR",
+                    help="a mounted medium or directory (repeatable; default: the live "
+                         "system's boot medium, /media, /mnt)")
+    sp.add_argument("--mailbox", action="append", metavar="PATH",
+                    help="an mbox file or a Maildir with the bundles' mail (repeatable)")
+    sp.add_argument("--sftp", metavar="USER@HOST:DIR", help="fetch the newest bundle of "
+                    "each host from this sftp directory")
+    sp.add_argument("--host-key", metavar="'TYPE BASE64'",
+                    help="the sftp server's public host key (its .pub file's line)")
+    sp.add_argument("--port", type=int, default=22, help="the sftp server's port")
+    sp.add_argument("--ssh-key", metavar="FILE", help="the private key to log in with")
+    sp.add_argument("--store", default="/run/amanda-dr/bundles",
+                    help="where the bundles are kept (default: /run/amanda-dr/bundles, in "
+                         "memory)")
+    sp.add_argument("--check", action="store_true",
+                    help="open each newest bundle with the recovery key: usable or refused")
+    add_key_options(sp)
+    sp.set_defaults(func=cmd_bundles)
 
     sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "
                         "has none", description=EXAMPLES["catalog"][0],
