@@ -33,6 +33,8 @@ install -D -m 644 "$files/tmux.conf" "$root/etc/amanda-dr/tmux.conf"
 install -m 755 "$files/amdr-doctor-line" "$root/usr/local/sbin/amdr-doctor-line"
 install -m 644 "$files/amdr-doctor-line.service" "$root/etc/systemd/system/"
 install -m 644 "$files/amdr-hostkeys.service" "$root/etc/systemd/system/"
+install -m 755 "$files/amdr-net" "$root/usr/local/sbin/amdr-net"
+install -m 644 "$files/amdr-net.service" "$root/etc/systemd/system/"
 install -m 644 "$files/20-wired-dhcp.network" "$root/etc/systemd/network/"
 for unit in getty@tty1 serial-getty@ttyS0; do
     mkdir -p "$root/etc/systemd/system/$unit.service.d"
@@ -42,7 +44,7 @@ done
 install -m 644 "$files/profile-amdr-live.sh" "$root/etc/profile.d/amdr-live.sh"
 # a mail server the Amanda packages pull in: nothing to deliver here
 chroot "$root" systemctl mask exim4.service
-chroot "$root" systemctl enable amdr-doctor-line.service amdr-hostkeys.service \
+chroot "$root" systemctl enable amdr-doctor-line.service amdr-hostkeys.service amdr-net.service \
     systemd-networkd.service systemd-resolved.service serial-getty@ttyS0.service
 if [ -n "$site" ]; then
     install -D -m 644 "$site" "$root/etc/amanda-dr/site.yaml"
@@ -56,6 +58,8 @@ status=0
 chroot "$root" /usr/local/sbin/amdr-recover doctor > "$root/tmp/doctor.txt" || status=$?
 cat "$root/tmp/doctor.txt"
 umount "$root/tmp" "$root/sys" "$root/proc"
+# the probes' own leavings: Amanda's tools write a dated debug log each run
+find "$root/var/log/amanda" -type f -delete 2>/dev/null || true
 if [ "$status" != 0 ]; then
     echo "the doctor failed inside the image's root: the image would not recover" >&2
     exit 1

@@ -74,6 +74,9 @@ mcopy -m -i "$work/efi.img" "$work/efi/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 
 echo "== ISO"
 rm -f "$out"
+# the ISO's directory records carry each file's mtime (xorriso sets atime and
+# ctime from it under SOURCE_DATE_EPOCH): the copies made above get the epoch
+find "$iso" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 xorriso -as mkisofs -quiet -iso-level 3 -full-iso9660-filenames -rational-rock -joliet \
     -volid AMDR_LIVE -appid "amanda-dr live $version" -publisher amanda-dr \
     -output "$out" \
