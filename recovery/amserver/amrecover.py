@@ -144,18 +144,23 @@ def tty_question_pending(pid: int) -> bool:
     return False
 
 
+def _spawn(req: RecoverRequest, timeout: float):
+    """amrecover under a pty, in / (it checks its working directory), no pager."""
+    import pexpect
+    env = dict(os.environ, PAGER="cat", TERM="dumb", LANG="C.UTF-8")
+    cmd = argv(req)
+    log.info("spawn: %s", " ".join(cmd))
+    return pexpect.spawn(cmd[0], cmd[1:], env=env, encoding="utf-8", codec_errors="replace",
+                         timeout=timeout, dimensions=(50, 400), searchwindowsize=4096, cwd="/")
+
+
 def ask(req: RecoverRequest, lines: list[str], *, timeout: float = 60.0) -> list[str]:
     """Send `lines` to a fresh amrecover one at a time; the answer to each (the
     text up to the next prompt, its own echo cut).  For reading the server's
     catalog (listdisk, history) without extracting anything."""
     import pexpect
 
-    env = dict(os.environ, PAGER="cat", TERM="dumb", LANG="C.UTF-8")
-    cmd = argv(req)
-    log.info("spawn: %s", " ".join(cmd))
-    child = pexpect.spawn(cmd[0], cmd[1:], env=env, encoding="utf-8", codec_errors="replace",
-                          timeout=timeout, dimensions=(50, 400), searchwindowsize=4096,
-                          cwd="/")
+    child = _spawn(req, timeout)
     said: list[str] = []
     answers: list[str] = []
     try:
@@ -194,12 +199,7 @@ def recover(req: RecoverRequest, *, idle_timeout: float = 300.0,
     os.makedirs(req.directory, exist_ok=True)
     start = time.monotonic()
     res = RecoverResult(req.directory)
-    env = dict(os.environ, PAGER="cat", TERM="dumb", LANG="C.UTF-8")
-    cmd = argv(req)
-    log.info("spawn: %s", " ".join(cmd))
-    child = pexpect.spawn(cmd[0], cmd[1:], env=env, encoding="utf-8",
-                          codec_errors="replace", timeout=start_timeout,
-                          dimensions=(50, 400), searchwindowsize=4096, cwd="/")
+    child = _spawn(req, start_timeout)
 
     def read_bytes() -> int:
         try:
