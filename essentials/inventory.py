@@ -67,6 +67,7 @@ USES = {u.key: u for u in (
     Use("finalize", "recovery", "finalize"),
     Use("finalize.efi", "recovery", "finalize: UEFI entry", required=False),
     Use("finalize.caps", "recovery", "finalize: capabilities", required=False),
+    Use("live", "recovery", "live media", required=False),
     Use("tests", "tests", "tests"),
     Use("image", "tests", "make iso"),
 )}
@@ -210,6 +211,11 @@ TOOLS: tuple[Tool, ...] = (
          expect=r"restore 0\.\d"),
     Tool("mt", "mt-st", ("tape",)),
     Tool("mtx", "mtx", ("tape",), ("mtx", "--version"), ok=(0, 1), expect=r"mtx"),
+    # the live system finds its media and waits for the network an sftp source needs
+    Tool("udevadm", "udev", ("live",), skip=("guest",)),
+    Tool("/lib/systemd/systemd-networkd-wait-online", "systemd", ("live",),
+         ("test", "-x", "/lib/systemd/systemd-networkd-wait-online"), versioned=False,
+         skip=("guest",)),
     # the tests and the lab (make setup installs these too)
     Tool("amdump", "amanda-server", ("tests",), also=_AMANDA_PERL),
     Tool("amlabel", "amanda-server", ("tests",), also=_AMANDA_PERL),

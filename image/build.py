@@ -178,7 +178,7 @@ def build(site: Path | None = None, out_dir: Path | None = None, base: Path | No
     except doctor.ToolsMissing as e:
         raise BuildError(f"{e}\n  (`make setup` installs them)") from None
     if site is not None:
-        from image.site import load_site
+        from recovery.site import load_site
         load_site(site)  # refused here, before anything is built
     base = base or cache_root()
     epoch = source_date_epoch()
@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=PROJECT / "build" / "iso")
     p.add_argument("--cache", type=Path, help="cache directory (default: the shared one)")
     args = p.parse_args(argv)
-    from image.site import SiteError
+    from recovery.site import SiteError
     try:
         m = build(args.site, args.out, args.cache)
     except (BuildError, SiteError) as e:

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from essentials.bundle import Bundle, open_bundle, sha256_file
@@ -52,12 +53,48 @@ def key_options(args) -> dict:
 
 def gnupghome(given: str | None) -> str:
     if given:
-        return given
+        return writable_home(given)
     if os.environ.get("GNUPGHOME"):
         return os.environ["GNUPGHOME"]
     if Path(DEFAULT_GNUPGHOME).is_dir():
         return DEFAULT_GNUPGHOME
     return str(Path.home() / ".gnupg")
+
+
+HOME_COPIES = Path("/run/amanda-dr/gnupg")
+
+
+def writable_home(home: str) -> str:
+    """gpg writes into its home (locks, the trust database, the agent's
+    socket): a home on a read-only medium (the field engineer's USB stick,
+    mounted read-only) is used from a private copy in memory, made once."""
+    if not os.path.isdir(home) or os.access(home, os.W_OK):
+        return home
+    real = os.path.realpath(home)
+    base = (HOME_COPIES if os.access("/run", os.W_OK)
+            else Path(tempfile.gettempdir()) / "amdr-gnupg")
+    dest = base / hashlib.sha256(real.encode()).hexdigest()[:16]
+    if not dest.is_dir():
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = Path(tempfile.mkdtemp(dir=base))
+        shutil.copytree(real, tmp / "home", ignore=shutil.ignore_patterns("S.*", "*.lock"),
+                        dirs_exist_ok=True)
+        os.chmod(tmp / "home", 0o700)
+        os.rename(tmp / "home", dest)
+        tmp.rmdir()
+        log.info("GnuPG home %s is read-only: using a private copy, %s", home, dest)
+    return str(dest)
+
+
+def forget_home_copies() -> bool:
+    """Remove the private copies of read-only GnuPG homes (they hold the
+    recovery key): at umount, and when an unattended run ends."""
+    if not HOME_COPIES.is_dir() or not any(HOME_COPIES.iterdir()):
+        return False
+    for d in HOME_COPIES.iterdir():
+        sealed.forget_passphrase(d)
+        shutil.rmtree(d, ignore_errors=True)
+    return True
 
 
 # -- a recovery opens each sealed bundle once ------------------------------------

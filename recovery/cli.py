@@ -50,7 +50,7 @@ from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError, C
 from essentials import cliutil, doctor
 from essentials.runner import Cmd, Recorded, Runner, display
 
-from .bundles import add_key_options, forget_opened, key_options
+from .bundles import add_key_options, forget_home_copies, forget_opened, key_options
 from .disks import activate, guard, show
 from .restore import driver
 from .restore.plan import render as render_restore
@@ -612,6 +612,18 @@ def cmd_finalize(args) -> int:
 
 
 def cmd_recover(args) -> int:
+    if args.answers:
+        from . import unattended
+        given = [o for o, v in (("--bundle", args.bundle), ("--map", args.map),
+                                ("--vtapes", args.vtapes), ("--gnupghome", args.gnupghome),
+                                ("--yes", args.yes)) if v]
+        if given:
+            raise ConfigError(f"--answers takes the recovery from the file: {', '.join(given)} "
+                              f"belong in it (host.bundle, disks.map, plan.vtapes, "
+                              f"unlock.gnupghome, confirm)")
+        return unattended.run(args, lambda argv: build_parser().parse_args(argv), cmd_recover)
+    if not args.bundle or not args.target:
+        raise ConfigError("recover needs --bundle and --target (or --answers FILE)")
     s = _session(args)
     runner = Runner()
     # plan the restores first: a bundle that cannot restore anything must
@@ -681,6 +693,8 @@ def cmd_umount(args) -> int:
     state_dir = args.state_dir or default_state_dir(target)
     if not args.dry_run and forget_opened(state_dir):
         print("the bundles opened for this recovery are removed from /run")
+    if not args.dry_run and forget_home_copies():
+        print("the copies of read-only GnuPG homes are removed from /run")
     state = activate.state_path(state_dir)
     recorded = activate.read_state(state)
     active = [i for i in recorded if activate.is_active(i)]
@@ -747,43 +761,65 @@ def _media(library, cat):
 DEFAULT_MEDIA = ("/run/live/medium", "/media", "/mnt")
 
 
+def _site(path) -> dict:
+    from .site import DEFAULT, SiteError, load_site
+    if path is None and not DEFAULT.exists():
+        return {}
+    try:
+        return load_site(path or DEFAULT)
+    except SiteError as e:
+        raise ConfigError(f"site settings: {e}") from None
+
+
+def _on_media(name: str | None, media: list[str]) -> str | None:
+    """A file the settings name: absolute, else found on one of the media."""
+    if not name or os.path.isabs(name):
+        return name
+    for m in media:
+        if os.path.isfile(os.path.join(m, name)):
+            return os.path.join(m, name)
+    raise ConfigError(f"sftp key {name}: not on any medium here ({', '.join(media) or 'none'})")
+
+
 def cmd_bundles(args) -> int:
+    from . import answers as answers_mod
     from . import store
-    s = store.Store(args.store)
-    problems = []
-    media = args.media or ([] if args.mailbox or args.sftp else
-                           [m for m in DEFAULT_MEDIA if os.path.isdir(m)])
-    for p in store.on_media(media):
-        try:
-            s.add_file(p, f"medium {p.parent}")
-        except (OSError, store.StoreError) as e:
-            problems.append(str(e))
-    for mb in args.mailbox or []:
-        try:
-            for name, data in store.in_mailbox(mb):
-                s.add_bytes(name, data, f"mailbox {mb}")
-        except store.StoreError as e:
-            problems.append(str(e))
+    a = answers_mod.load(args.answers) if args.answers else None
+    site = _site(args.site)
+    s = store.Store((a and a.get("bundles", "store")) or args.store)
+    media = list(args.media or [])
+    if a:
+        media += a.get("bundles", "media") or [str(a.path.parent)]
+    mailboxes = list(args.mailbox or []) + list((a and a.get("bundles", "mailbox")) or [])
+    sftp = (a and a.get("bundles", "sftp")) or None
     if args.sftp:
         who, _, path = args.sftp.partition(":")
         user, _, host = who.rpartition("@")
         if not (user and host and path) or not args.host_key:
             raise ConfigError("--sftp USER@HOST:DIR needs --host-key 'TYPE BASE64' (the "
                               "server's key, pinned: never trusted on first use)")
-        try:
-            for name, data in store.from_sftp(host, path, user, args.host_key,
-                                              port=args.port, key_file=args.ssh_key):
-                s.add_bytes(name, data, f"sftp {host}")
-        except store.StoreError as e:
-            problems.append(str(e))
+        sftp = {"host": host, "path": path, "user": user, "host_key": args.host_key,
+                "port": args.port, "ssh_key": args.ssh_key}
+    elif sftp is None and site.get("sftp"):
+        sftp = dict(site["sftp"], ssh_key=_on_media(site["sftp"].get("key"), media))
+    if not media and not mailboxes and not sftp:
+        media = [m for m in DEFAULT_MEDIA if os.path.isdir(m)]
+    problems = store.import_all(s, media, mailboxes, sftp)
     entries = s.newest()
-    if args.check and entries:
-        store.check(entries, **key_options(args))
+    keys = key_options(args)
+    unlock = (a and a.screens.get("unlock")) or {}
+    keys["home"] = unlock.get("gnupghome") or keys["home"]
+    keys["passphrase_file"] = unlock.get("passphrase-file") or keys["passphrase_file"]
+    signers = list(keys["signers"] or []) + list(unlock.get("signers") or []) \
+        + [str(f).replace(" ", "").upper() for f in site.get("signers") or []]
+    keys["signers"] = signers or None
+    if (args.check or "unlock" in ((a and a.screens) or {})) and entries:
+        store.check(entries, **keys)
     if entries:
         print("\n".join(store.table(entries)))
     else:
         print(f"no bundle found (looked in: {', '.join(map(str, media)) or 'no medium'}"
-              f"{', mailboxes' if args.mailbox else ''}{', sftp' if args.sftp else ''})")
+              f"{', mailboxes' if mailboxes else ''}{', sftp' if sftp else ''})")
     for p in problems:
         print(f"problem: {p}", file=sys.stderr)
     refused = [e for e in entries if e.status.startswith("refused")]
@@ -965,9 +1001,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp, bundle=True, restores=True):
+    def common(sp, bundle=True, restores=True, answers=False):
+        if answers:
+            sp.add_argument("--answers", metavar="FILE",
+                            help="an answers file (YAML keyed by the recovery's screens): "
+                                 "the bundle, key, volumes, disks and confirm: HOSTNAME are "
+                                 "taken from it, checked before any disk is touched; no "
+                                 "terminal needed (see recovery/answers.py)")
         if bundle:
-            sp.add_argument("--bundle", required=True,
+            sp.add_argument("--bundle", required=not answers,
                             help="sealed bundle (HOST-...amdr.gpg) or bundle directory")
             add_key_options(sp)
             sp.add_argument("--map", action="append", metavar="OLD=NEW",
@@ -994,8 +1036,10 @@ def build_parser() -> argparse.ArgumentParser:
                 g.add_argument("--auth", default="bsdtcp",
                                help="amrecover's authentication (default bsdtcp: amandad "
                                     "under inetd on the server, port 10080)")
-        sp.add_argument("--target", required=True,
-                        help="the directory the system is (to be) mounted under")
+        sp.add_argument("--target", required=not answers,
+                        help="the directory the system is (to be) mounted under"
+                             + (" (with --answers: run.target, else /mnt/target)"
+                                if answers else ""))
         sp.add_argument("--state-dir", metavar="DIR",
                         help="the diskinit journal, scratch mounts and what is active "
                              "(default: TARGET.amdr, beside the target)")
@@ -1007,7 +1051,7 @@ def build_parser() -> argparse.ArgumentParser:
         what, example = EXAMPLES[name]
         sp = sub.add_parser(name, help=helptext, description=what,
                             epilog=f"example: {example}")
-        common(sp)
+        common(sp, answers=name == "recover")
         if name in ("restore", "recover"):
             sp.add_argument("--dle", action="append", metavar="DISK",
                             help="restore only this DLE (its disk name; repeatable)")
@@ -1092,6 +1136,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "memory)")
     sp.add_argument("--check", action="store_true",
                     help="open each newest bundle with the recovery key: usable or refused")
+    sp.add_argument("--answers", metavar="FILE",
+                    help="take the sources (bundles:) and the key (unlock:, then checked) "
+                         "from an answers file; its directory is a medium too")
+    sp.add_argument("--site", metavar="FILE",
+                    help="site settings: the sftp source and the accepted signers "
+                         "(default: /etc/amanda-dr/site.yaml when there)")
     add_key_options(sp)
     sp.set_defaults(func=cmd_bundles)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import json
 import logging
 import mailbox
 import os
@@ -74,6 +75,35 @@ def on_media(roots, depth: int = MEDIA_DEPTH) -> list[Path]:
                 dirnames[:] = []
             dirnames.sort()
             found += [Path(dirpath) / f for f in sorted(filenames) if sealed.parse_name(f)]
+    return found
+
+
+def mailboxes_on_media(roots, depth: int = MEDIA_DEPTH) -> list[Path]:
+    """mbox files (named *.mbox or mbox, beginning "From ") and Maildirs (cur/ and
+    new/) below each root: a mailbox a person copied onto the medium."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        base = len(root.parts)
+        for dirpath, dirnames, filenames in os.walk(root):
+            d = Path(dirpath)
+            if {"cur", "new"} <= set(dirnames):
+                found.append(d)
+                dirnames[:] = []
+                continue
+            if len(d.parts) - base >= depth:
+                dirnames[:] = []
+            dirnames.sort()
+            for f in sorted(filenames):
+                if f == "mbox" or f.endswith(".mbox"):
+                    try:
+                        with open(d / f, "rb") as fh:
+                            if fh.read(5) == b"From ":
+                                found.append(d / f)
+                    except OSError:
+                        pass
     return found
 
 
@@ -169,7 +199,12 @@ class Store:
     def __init__(self, root):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.sources: dict[str, str] = {}  # file name -> where it came from
+        # file name -> where it came from; kept beside them for the next listing
+        self._sources_file = self.root / ".sources.json"
+        try:
+            self.sources: dict[str, str] = json.loads(self._sources_file.read_text())
+        except (OSError, ValueError):
+            self.sources = {}
 
     def add_bytes(self, name: str, data: bytes, source: str) -> Path | None:
         """Keep a bundle (None: not a bundle's name).  The same bytes twice are
@@ -190,6 +225,9 @@ class Store:
             f.write(data)
         os.rename(tmp, dest)
         self.sources[name] = source
+        tmp = self._sources_file.with_suffix(".part")
+        tmp.write_text(json.dumps(self.sources, indent=1, sort_keys=True) + "\n")
+        os.rename(tmp, self._sources_file)
         return dest
 
     def add_file(self, path, source: str) -> Path | None:
@@ -210,6 +248,34 @@ class Store:
             if e.host not in best or e.when > best[e.host].when:
                 best[e.host] = e
         return [best[h] for h in sorted(best)]
+
+
+def import_all(s: "Store", media, mailboxes, sftp: dict | None) -> list[str]:
+    """Every bundle of the sources into the store: the media (and the mailboxes
+    on them), the mailboxes named, the sftp server (a mapping: host, port, user,
+    path, host_key, ssh_key).  The problems, said for people; the rest goes on."""
+    problems = []
+    for p in on_media(media):
+        try:
+            s.add_file(p, f"medium {p.parent}")
+        except (OSError, StoreError) as e:
+            problems.append(str(e))
+    for mb in list(mailboxes) + [m for m in mailboxes_on_media(media) if str(m) not in
+                                 set(map(str, mailboxes))]:
+        try:
+            for name, data in in_mailbox(mb):
+                s.add_bytes(name, data, f"mailbox {mb}")
+        except (OSError, StoreError) as e:
+            problems.append(str(e))
+    if sftp:
+        try:
+            for name, data in from_sftp(sftp["host"], sftp["path"], sftp["user"],
+                                        sftp["host_key"], port=sftp.get("port") or 22,
+                                        key_file=sftp.get("ssh_key")):
+                s.add_bytes(name, data, f"sftp {sftp['host']}")
+        except StoreError as e:
+            problems.append(str(e))
+    return problems
 
 
 def check(entries: list[Entry], *, home=None, passphrase_file=None, signers=None) -> None:

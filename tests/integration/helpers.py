@@ -50,3 +50,28 @@ def differences(lab, target: Path, run=-1) -> dict:
                             exclude=nested if disk == lab.root_disk else {"lost+found"})
         out[disk] = tree.compare(lab.runs[run].manifests[disk], got)
     return out
+
+
+def seal(lab, keys, signer_home=None, signer_fpr=None) -> Path:
+    """`amdr-essentials run` with a local delivery: the lab's sealed bundle
+    (signed by the host key, or by `signer_home`'s `signer_fpr`)."""
+    import yaml
+    tmp = lab.base / ("run" if signer_fpr is None else f"run-{signer_fpr[:8]}")
+    out = tmp / "usb"
+    cfg = {"host": "localhost", "state_dir": str(tmp / "state"),
+           "spool_dir": str(tmp / "spool"), "log_file": str(tmp / "log" / "essentials.log"),
+           "gpg": {"home": str(signer_home or keys.host_home), "recipients": [keys.site_fpr],
+                   "signer": signer_fpr or keys.host_fpr},
+           "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
+                       "amanda": {"configs": [lab.name]},
+                       "etc": {"enabled": False}, "packages": {"enabled": False},
+                       "network": {"enabled": False}, "capabilities": {"enabled": False}},
+           "deliveries": [{"type": "local", "dir": str(out), "create": True}]}
+    tmp.mkdir()
+    (tmp / "essentials.yaml").write_text(yaml.safe_dump(cfg))
+    p = subprocess.run([str(BIN / "amdr-essentials"), "run", "-c", str(tmp / "essentials.yaml")],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lab.run_dir = tmp
+    [b] = sorted(out.glob("*.amdr.gpg"))
+    return b

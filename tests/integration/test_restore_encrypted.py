@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests.lab import scenario
 from tests.lab.keys import make_keys
 from tests.lab.lab import AmandaLab, sh
 
-from .helpers import BIN, amdr, blank_disk, collect, differences, umount_target
+from .helpers import amdr, blank_disk, collect, differences, seal, umount_target
 
 pytestmark = pytest.mark.integration
 
@@ -70,29 +69,6 @@ def lab(keys):
             yield lab
     finally:
         KEY.unlink(missing_ok=True)
-
-
-def seal(lab, keys) -> Path:
-    """`amdr-essentials run` with a local delivery: the sealed bundle."""
-    tmp = lab.base / "run"
-    out = tmp / "usb"
-    cfg = {"host": "localhost", "state_dir": str(tmp / "state"),
-           "spool_dir": str(tmp / "spool"), "log_file": str(tmp / "log" / "essentials.log"),
-           "gpg": {"home": str(keys.host_home), "recipients": [keys.site_fpr],
-                   "signer": keys.host_fpr},
-           "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
-                       "amanda": {"configs": [lab.name]},
-                       "etc": {"enabled": False}, "packages": {"enabled": False},
-                       "network": {"enabled": False}, "capabilities": {"enabled": False}},
-           "deliveries": [{"type": "local", "dir": str(out), "create": True}]}
-    tmp.mkdir()
-    (tmp / "essentials.yaml").write_text(yaml.safe_dump(cfg))
-    p = subprocess.run([str(BIN / "amdr-essentials"), "run", "-c", str(tmp / "essentials.yaml")],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stdout + p.stderr
-    lab.run_dir = tmp
-    [b] = sorted(out.glob("*.amdr.gpg"))
-    return b
 
 
 def test_the_images_are_split_compressed_and_encrypted(lab):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from image.site import SiteError, load_site, validate
+from recovery.site import SiteError, load_site, validate
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2b3Zlcm9mc2l0ZXNldHRpbmdzdGVzdGtleTE="
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"

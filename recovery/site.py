@@ -1,5 +1,7 @@
 """Site settings baked into the live image (`make iso SITE=site.yaml`).
 
+Read by the build (checked before anything is built) and on the live system.
+
 Optional, and checked before anything is built, like essentials.yaml: a
 mistake is named with its place and what is expected.  The image carries the
 file as /etc/amanda-dr/site.yaml.
@@ -16,6 +18,8 @@ file as /etc/amanda-dr/site.yaml.
       user: amdr
       path: /srv/amdr/bundles
       host_key: ssh-ed25519 AAAAC3...   # pinned: never trusted on first use
+      key: amdr/sftp_key    # the login key: absolute, or a path on an attached
+                            # medium (a secret is better brought than baked in)
     office:             # remote assist (the office's jump host and keys)
       host: jump.example.com
       port: 22
@@ -34,7 +38,8 @@ FPR = re.compile(r"^[0-9A-F]{40}$")
 SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) "
                      r"[A-Za-z0-9+/]+={0,3}( .*)?$")
 TOP = {"signers", "recovery_keys", "sftp", "office"}
-SFTP = {"host": str, "port": int, "user": str, "path": str, "host_key": str}
+SFTP = {"host": str, "port": int, "user": str, "path": str, "host_key": str, "key": str}
+DEFAULT = Path("/etc/amanda-dr/site.yaml")  # where the live image carries them
 OFFICE = {"host": str, "port": int, "user": str, "host_key": str, "keys": list}
 
 

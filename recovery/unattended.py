@@ -1,0 +1,231 @@
+"""A whole recovery from an answers file, with no person and no terminal.
+
+`amdr-recover recover --answers FILE`: the screens' answers in their order.
+Everything is checked before any disk is touched: the file itself, the
+bundle (found in the sources named, opened with the key named, its signer
+accepted), and `confirm:` equal to the bundle's host.  Then the same
+`recover` a person would type runs (the same parser checks its command
+line), the reports are copied where `summary.report` says, and
+`summary.then` happens (power-off and reboot only on the live system).
+Progress goes out as plain lines, for logs and serial consoles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from essentials.errors import EXIT_REFUSED, AmdrError, ConfigError, RefusedError
+
+from . import answers as answers_mod
+from . import store
+
+LIVE_MARKS = ("/run/live/medium", "/etc/amanda-dr/live")
+STORE = "/run/amanda-dr/bundles"
+
+
+def is_live() -> bool:
+    return any(os.path.exists(p) for p in LIVE_MARKS)
+
+
+def say(msg: str) -> None:
+    print(f"answers: {msg}", flush=True)
+
+
+class Stop(AmdrError):
+    """The answers end before the wipe: a person goes on from here."""
+
+    exit_code = EXIT_REFUSED
+
+
+def network(a: answers_mod.Answers) -> None:
+    net = a.get("welcome", "network")
+    if not net:
+        return
+    tool = shutil.which("amdr-net")
+    if not is_live() or tool is None:
+        say(f"welcome.network {net}: set on the live system only; this machine's network "
+            f"is left as it is")
+        return
+    r = subprocess.run([tool, "--apply", net], capture_output=True, text=True)
+    say(f"welcome.network {net}: {(r.stdout + r.stderr).strip() or 'exit ' + str(r.returncode)}")
+
+
+def find_bundle(a: answers_mod.Answers, store_dir: str) -> store.Entry:
+    """The bundle the answers pick: host.bundle, else the newest of host.name
+    among the bundles the `bundles` screen's sources (default: the attached
+    media and the store the live system filled at boot) hold."""
+    given = a.get("host", "bundle")
+    if given:
+        p = Path(given)
+        parsed = store.sealed.parse_name(p.name)
+        if not p.exists():
+            raise ConfigError(f"answers host.bundle: {p}: no such file")
+        return store.Entry(p, parsed[0] if parsed else p.name, parsed[1] if parsed else None,
+                           "answers file")
+    s = store.Store(a.get("bundles", "store", store_dir))
+    media = a.get("bundles", "media")
+    if media is None:
+        from .cli import DEFAULT_MEDIA
+        media = [m for m in DEFAULT_MEDIA if os.path.isdir(m)] + [str(a.path.parent)]
+    from .cli import _on_media, _site
+    sftp = a.get("bundles", "sftp")
+    site = _site(None)
+    if sftp is None and site.get("sftp"):
+        sftp = dict(site["sftp"], ssh_key=_on_media(site["sftp"].get("key"), media))
+    problems = store.import_all(s, media, a.get("bundles", "mailbox") or [], sftp)
+    for p in problems:
+        say(f"bundles: {p}")
+    entries = s.newest()
+    for line in store.table(entries):
+        say(line)
+    host = a.host
+    if not host:
+        raise Stop("the answers name no host (host: NAME): pick one of the bundles above")
+    mine = [e for e in entries if e.host == host]
+    if not mine:
+        raise ConfigError(f"answers host: {host}: no bundle of that host was found (found: "
+                          f"{', '.join(e.host for e in entries) or 'none'}); put its bundle "
+                          f"on the medium or name the source under bundles:")
+    return mine[0]
+
+
+def unlock(a: answers_mod.Answers, entry: store.Entry) -> None:
+    """Open the bundle once with the answers' key: a wrong key or an unaccepted
+    signer stops here, before anything else."""
+    from .cli import _site
+    u = a.screens.get("unlock") or {}
+    if entry.path.is_dir():  # an unsealed bundle: recover checks its manifest
+        say(f"unlock: {entry.path}: a bundle directory, not sealed")
+        return
+    signers = list(u.get("signers") or []) + [str(f).replace(" ", "").upper()
+                                               for f in _site(None).get("signers") or []]
+    store.check([entry], home=u.get("gnupghome"), passphrase_file=u.get("passphrase-file"),
+                signers=signers or None)
+    say(f"unlock: {entry.path.name}: {entry.status}")
+    if entry.status != "usable":
+        raise RefusedError(f"the bundle of {entry.host} cannot be used, so no disk was "
+                           f"touched: {entry.status}")
+
+
+def confirm(a: answers_mod.Answers, host: str) -> None:
+    if a.confirm is None:
+        raise Stop(f"the answers have no confirm: {host}: nothing is wiped without it; the "
+                   f"plan is above (amdr-recover plan shows it again)")
+    if a.confirm != host:
+        raise RefusedError(f"answers confirm: {a.confirm!r} is not the host being recovered "
+                           f"({host}): no disk was touched")
+    say(f"confirm: {host}: its disks may be wiped")
+
+
+def summary(a: answers_mod.Answers, target: str, report: Path, rc: int, seconds: float) -> None:
+    say(f"run: exit {rc} after {seconds:.0f} s")
+    dest = a.get("summary", "report")
+    state = Path(target + ".amdr")
+    if not dest:
+        return
+    log = os.environ.get("AMDR_ANSWERS_LOG")  # the live console's copy of these lines
+    files = [p for p in (report, state / "finalize-report.json", state / "restore.journal",
+                         Path(log) if log else None) if p and p.exists()]
+    try:
+        with writable(Path(dest)):
+            Path(dest).mkdir(parents=True, exist_ok=True)
+            for p in files:
+                shutil.copy(p, Path(dest) / p.name)
+            (Path(dest) / "summary.json").write_text(json.dumps(
+                {"exit": rc, "seconds": round(seconds, 1), "host": a.host,
+                 "files": [p.name for p in files]}, indent=1) + "\n")
+            os.sync()
+        say(f"summary: reports in {dest}")
+    except OSError as e:
+        say(f"summary: could not write the reports to {dest}: {e}")
+
+
+class writable:
+    """The medium the reports go to is mounted read-only on the live system:
+    read-write for the copy, then read-only again."""
+
+    def __init__(self, path: Path):
+        self.mount = None
+        p = path
+        while not p.exists():
+            p = p.parent
+        self.probe = p
+        r = subprocess.run(["findmnt", "-n", "-o", "TARGET,OPTIONS", "-T", str(p)],
+                           capture_output=True, text=True)
+        fields = r.stdout.split()
+        if r.returncode == 0 and len(fields) == 2 and "ro" in fields[1].split(","):
+            self.mount = fields[0]
+
+    def __enter__(self):
+        if self.mount:
+            # the filesystem's flag, then (a bind mount) the mount's own
+            for opts in ("remount,rw", "remount,bind,rw"):
+                subprocess.run(["mount", "-o", opts, self.mount], check=False,
+                               capture_output=True)
+                if os.access(self.probe, os.W_OK):
+                    break
+
+    def __exit__(self, *exc):
+        if self.mount:
+            os.sync()
+            subprocess.run(["mount", "-o", "remount,ro", self.mount], check=False,
+                           capture_output=True)
+
+
+def then(a: answers_mod.Answers, target: str, rc: int) -> None:
+    what = a.then(rc == 0)
+    if what in ("poweroff", "reboot"):
+        if not is_live():
+            say(f"summary.then {what}: only on the live system; this machine stays up")
+            return
+        from .cli import main as cli_main
+        cli_main(["umount", "--target", target])
+        say(f"summary.then: {what}")
+        subprocess.run(["systemctl", what], check=False)
+    elif what == "shell":
+        say("summary.then: shell")
+    else:
+        say("summary.then: wait (the restored system is mounted under " + target + ")")
+
+
+def run(args, parse, recover) -> int:
+    """`recover --answers`: parse(argv) -> args and recover(args) -> exit code are
+    the CLI's own, so the answers go through the same checks as typed options."""
+    try:
+        return _run(args, parse, recover)
+    finally:
+        from .bundles import forget_home_copies
+        forget_home_copies()
+
+
+def _run(args, parse, recover) -> int:
+    a = answers_mod.load(args.answers)
+    say(f"{a.path}: {', '.join(s for s in answers_mod.SCREENS if s in a.screens) or 'empty'}")
+    network(a)
+    entry = find_bundle(a, getattr(args, "store", None) or STORE)
+    say(f"host: {entry.host}, bundle {entry.path.name} ({entry.source})")
+    unlock(a, entry)
+    confirm(a, entry.host)
+    target = args.target or a.get("run", "target", "/mnt/target")
+    report = Path(target + ".amdr") / "restore-report.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    argv = answers_mod.recover_argv(a, str(entry.path), target) + ["--yes", "--report",
+                                                                     str(report)]
+    say("recover " + " ".join(argv[1:]))
+    t0 = time.monotonic()
+    rc = 3
+    try:
+        rc = recover(parse(argv))
+    except AmdrError as e:
+        print(f"amdr-recover: {e}", file=sys.stderr, flush=True)
+        rc = e.exit_code
+    finally:
+        summary(a, target, report, rc, time.monotonic() - t0)
+    then(a, target, rc)
+    return rc
