@@ -23,7 +23,7 @@ setup:
 	$(PY) -m essentials.inventory check-python
 
 test:
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=30
 
 unit:
 	$(PY) -m pytest -ra tests/unit

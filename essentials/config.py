@@ -334,22 +334,27 @@ def _inside(d: str, cfg) -> str | None:
     return None
 
 
-def load(path: Path | str = DEFAULT_PATH) -> dict:
+def read_yaml_file(path: Path | str, missing_hint: str = ""):
+    """A YAML file's document; ConfigError names the file and, for a syntax
+    error, the line and column (essentials.yaml, answers files, site settings)."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; write one from "
-                          f"`amdr-essentials config-example`") from None
+        raise ConfigError(f"{path}: no such file{missing_hint}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read it: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: "
                           f"{getattr(e, 'problem', None) or e}") from None
+
+
+def load(path: Path | str = DEFAULT_PATH) -> dict:
+    data = read_yaml_file(path, "; write one from `amdr-essentials config-example`")
     return validate(data, str(path))
 
 

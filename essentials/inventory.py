@@ -68,6 +68,8 @@ USES = {u.key: u for u in (
     Use("finalize.efi", "recovery", "finalize: UEFI entry", required=False),
     Use("finalize.caps", "recovery", "finalize: capabilities", required=False),
     Use("live", "recovery", "live media", required=False),
+    # amdr-recover drill: on the office's machine, not on the live image
+    Use("drill", "recovery", "drill", required=False),
     Use("tests", "tests", "tests"),
     Use("image", "tests", "make iso"),
 )}
@@ -149,6 +151,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("mkfs.ext2", "e2fsprogs", ("diskinit.ext",), ("mkfs.ext2", "-V")),
     Tool("mkfs.ext3", "e2fsprogs", ("diskinit.ext",), ("mkfs.ext3", "-V")),
     Tool("mkfs.ext4", "e2fsprogs", ("diskinit.ext",), ("mkfs.ext4", "-V")),
+    Tool("mke2fs", "e2fsprogs", ("drill",), ("mke2fs", "-V")),
+    Tool("debugfs", "e2fsprogs", ("drill",), ("debugfs", "-V")),
     Tool("mkfs.xfs", "xfsprogs", ("diskinit.xfs",), ("mkfs.xfs", "-V")),
     Tool("xfs_admin", "xfsprogs", ("collect.layout.xfs", "diskinit.xfs"), ("xfs_admin", "-V")),
     Tool("xfs_info", "xfsprogs", ("collect.layout.xfs",), ("xfs_info", "-V")),
@@ -226,12 +230,13 @@ TOOLS: tuple[Tool, ...] = (
          expect=r"usage: ssh-keygen"),
     Tool("setfacl", "acl", ("tests",)),
     Tool("setfattr", "attr", ("tests",)),
-    Tool("qemu-system-x86_64", "qemu-system-x86", ("tests",)),
+    Tool("qemu-system-x86_64", "qemu-system-x86", ("tests", "drill"), skip=("guest", "image")),
     Tool("qemu-img", "qemu-utils", ("tests",)),
     Tool("debootstrap", "debootstrap", ("tests",)),
     # the boot drill (tests/drill): its trees are tarred with zstd, UEFI systems boot OVMF
     Tool("zstd", "zstd", ("tests",), ("zstd", "-V")),
-    Tool("OVMF", "ovmf", ("tests",), ("test", "-r", "/usr/share/OVMF/OVMF_CODE.fd"),
+    Tool("OVMF", "ovmf", ("tests", "drill"), ("test", "-r", "/usr/share/OVMF/OVMF_CODE.fd"),
+         skip=("guest", "image"),
          versioned=False, note="UEFI firmware for qemu (the boot drill's layout b)"),
     Tool("tmux", "tmux", ("tests",), ("tmux", "-V")),
     # amandad under inetd (bsdtcp) for the amrecover-through-a-live-server tests
@@ -240,7 +245,7 @@ TOOLS: tuple[Tool, ...] = (
     # the live image (make iso: image/build.py, make-iso.sh)
     Tool("unshare", "util-linux", ("image",)),
     Tool("mksquashfs", "squashfs-tools", ("image",), ("mksquashfs", "-version")),
-    Tool("xorriso", "xorriso", ("image",)),
+    Tool("xorriso", "xorriso", ("image", "drill"), skip=("guest", "image")),
     Tool("grub-mkimage", "grub-common", ("image",)),
     Tool("grub-pc-bin", "grub-pc-bin", ("image",),
          ("test", "-r", "/usr/lib/grub/i386-pc/boot_hybrid.img"), versioned=False,

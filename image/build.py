@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from image.cache import cached, key_of
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 SUITE = "bookworm"
@@ -79,10 +81,6 @@ def version() -> str:
         if line.startswith("version = "):
             return line.split("=", 1)[1].strip().strip('"')
     raise BuildError("no version in pyproject.toml")
-
-
-def key_of(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def tree_hashes(*dirs: str) -> dict:
@@ -139,32 +137,6 @@ def _run(argv, log: Path, env=None, say=print):
                              + "".join(tail))
 
 
-def _stage(base: Path, name: str, key: str, build) -> Path:
-    """NAME-KEY under base, built by build(workdir) -> manifest when missing; one
-    builder at a time (a lock per stage); other keys of the stage removed after."""
-    final = base / f"{name}-{key}"
-    if (final / "manifest.json").exists():
-        return final
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / f".lock-{name}", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / "manifest.json").exists():
-            return final
-        work = base / f"tmp-{name}-{key}"
-        if work.exists():
-            subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=True)
-        work.mkdir()
-        t0 = time.monotonic()
-        manifest = build(work)
-        manifest.update(key=key, seconds=round(time.monotonic() - t0, 1))
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.rename(work, final)
-        for d in base.iterdir():
-            if d.name.startswith(f"{name}-") and d != final and d.is_dir():
-                subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)
-    return final
-
-
 def build(site: Path | None = None, out_dir: Path | None = None, base: Path | None = None,
           say=print) -> dict:
     """Build (or find) the ISO; copy it to out_dir; return its manifest."""
@@ -201,7 +173,7 @@ def build(site: Path | None = None, out_dir: Path | None = None, base: Path | No
         (work / "packages.txt").write_text(pkgs)
         return {"packages": len(pkgs.splitlines())}
 
-    root_dir = _stage(base, "root", rkey, build_root)
+    root_dir = cached("root", rkey, build_root, base)
     ikey = key_of(iso_inputs(rkey, site, epoch))
     name = f"amanda-dr-live-{version()}.iso"
 
@@ -227,7 +199,7 @@ def build(site: Path | None = None, out_dir: Path | None = None, base: Path | No
                 "root_seconds": json.loads((root_dir / "manifest.json").read_text())
                 .get("seconds")}
 
-    iso_dir = _stage(base, "iso", ikey, build_iso)
+    iso_dir = cached("iso", ikey, build_iso, base)
     m = json.loads((iso_dir / "manifest.json").read_text())
     m["path"] = str(iso_dir / m["iso"])
     m["this_run_seconds"] = round(time.monotonic() - t0, 1)

@@ -8,7 +8,8 @@ file's own directory (the medium it sits on), and the wipe needs an explicit
 the one a person would see proposed.
 
     welcome:
-      network: dhcp                 # dhcp | none | static:ADDR/PREFIX,GW,DNS[,LINK]
+      network: dhcp                 # dhcp | none | original (the host's static
+                                    # address from its bundle) | static:ADDR/PREFIX,GW,DNS[,LINK]
     bundles:                        # where bundles are looked for (default:
       media: [.]                    # the attached media); mailbox, sftp too
     host: web1                      # the host to recover (its newest bundle)
@@ -23,6 +24,8 @@ the one a person would see proposed.
     confirm: web1                   # the host's name: the disks may be wiped
     run:
       allow-partial: false          # restore what can be when a DLE cannot
+      drill: false                  # amdr-recover drill's run: a check unit is
+                                    # added to the restored (throw-away) system
     summary:
       report: reports               # a copy of the reports (a directory)
       then: poweroff                # poweroff | reboot | shell | wait
@@ -42,7 +45,7 @@ from essentials.errors import ConfigError
 
 SCREENS = ("welcome", "bundles", "host", "unlock", "disks", "plan", "confirm", "run",
            "summary")
-NETWORK = re.compile(r"^(dhcp|none|static:\S+)$")
+NETWORK = re.compile(r"^(dhcp|none|original|static:\S+)$")
 THEN = ("poweroff", "reboot", "shell", "wait")
 
 # per screen: key -> (type, is a path)
@@ -57,7 +60,8 @@ KEYS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "plan": {"vtapes": (str, True), "catalog-bundle": (list, True), "server": (str, False), "config": (str, False),
              "auth": (str, False), "amanda-host": (str, False), "until": (str, False),
              "dle": (list, False), "jobs": (int, False), "nics": (dict, False)},
-    "run": {"allow-partial": (bool, False), "finalize": (bool, False), "target": (str, False)},
+    "run": {"allow-partial": (bool, False), "finalize": (bool, False), "target": (str, False),
+            "drill": (bool, False)},
     "summary": {"report": (str, True), "then": (str, False), "on-failure": (str, False)},
 }
 SFTP = {"host": str, "port": int, "user": str, "path": str, "host_key": str, "ssh_key": str}
@@ -134,14 +138,17 @@ def validate(doc, base: Path, path: Path | None = None) -> Answers:
             checked[k] = v
         out[screen] = checked
     _semantics(out, where)
+    sftp = (out.get("bundles") or {}).get("sftp")
+    if sftp and sftp.get("ssh_key"):  # the login key: on the medium, beside the file
+        sftp["ssh_key"] = str(base / sftp["ssh_key"])
     return Answers(path or base / "answers.yaml", out)
 
 
 def _semantics(out: dict, where: str) -> None:
     net = (out.get("welcome") or {}).get("network")
     if net is not None and not NETWORK.match(net):
-        raise _err(where, f"welcome.network: {net!r}: expected dhcp, none or "
-                          f"static:ADDR/PREFIX,GATEWAY,DNS[,LINK]")
+        raise _err(where, f"welcome.network: {net!r}: expected dhcp, none, original "
+                          f"or static:ADDR/PREFIX,GATEWAY,DNS[,LINK]")
     sftp = (out.get("bundles") or {}).get("sftp")
     if sftp is not None:
         for k, v in sftp.items():
@@ -175,16 +182,12 @@ def _semantics(out: dict, where: str) -> None:
 
 
 def load(path) -> Answers:
-    import yaml
+    from essentials.config import read_yaml_file
     path = Path(path).resolve()
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"answers file {path}: cannot read it: {e.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"answers file {path}: not YAML: {e}") from None
+        doc = read_yaml_file(path)
+    except ConfigError as e:
+        raise ConfigError(f"answers file {e}") from None
     return validate(doc, path.parent, path)
 
 

@@ -48,6 +48,8 @@ import sys
 from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError, ConfigError,
                                RefusedError)
 from essentials import cliutil, doctor
+
+from . import events
 from essentials.runner import Cmd, Recorded, Runner, display
 
 from .bundles import add_key_options, forget_home_copies, forget_opened, key_options
@@ -146,7 +148,11 @@ def cmd_plan(args) -> int:
                             for st, cmds in steps],
                "errors": [{"host": h, "disk": d, "message": msg} for h, d, msg in errors],
                "refused": refused,
+               "wipe": wipe_summary(s, actions)[1:],
                "finalize": fin.to_dict()}
+        sizes = _image_sizes(s, [st for st, _ in steps])
+        for r, (st, _) in zip(doc["restores"], steps):
+            r["bytes"] = sizes.get((st.host, st.disk))
         print(json.dumps(doc, indent=1, default=str))
         return code
     print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
@@ -177,6 +183,23 @@ def cmd_plan(args) -> int:
         print("\n".join(f"  {r}" for r in refused))
         print("  map the disks elsewhere with --map ORIGINAL=DISK")
     return code
+
+
+def _image_sizes(s: Session, steps) -> dict:
+    """(host, disk) -> bytes the chain's images hold on the volumes (for the
+    estimate and the progress total); missing where it cannot be known."""
+    from .restore.driver import image_bytes
+    try:
+        lib = s.library()
+    except AmdrError:
+        return {}
+    out = {}
+    for st in steps:
+        try:
+            out[(st.host, st.disk)] = image_bytes(lib, st.chain.dumps)
+        except (AmdrError, OSError):
+            pass
+    return out
 
 
 def confirm(s: Session, actions, disks: list[str], yes: bool):
@@ -397,8 +420,11 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
                 raise AmdrError(f"restore -r wants a fresh filesystem, and {st.directory} "
                                 f"holds {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}"
                                 f": `amdr-recover recover --restart` makes it again")
+        events.emit("dle", dle=f"{st.host}:{st.disk}", state="restoring")
         r = driver.restore_step(runner, st, lib, progress=ProgressLines(), journal=journal,
                                 remake=lambda x: remake_filesystem(s, runner, x, disk_actions))
+        events.emit("dle", dle=f"{st.host}:{st.disk}", state="done", bytes=r.bytes,
+                    seconds=round(r.seconds, 1), levels=r.levels)
         with lock:
             if r.skipped == len(st.chain.dumps):
                 print(f"{st.host}:{st.disk}: every image was restored by an earlier run "
@@ -414,6 +440,7 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
         if not isinstance(e, AmdrError):
             log.error("restoring %s:%s", st.host, st.disk, exc_info=e)
         print(f"FAILED {st.host}:{st.disk}: {e}", file=sys.stderr, flush=True)
+        events.emit("dle", dle=f"{st.host}:{st.disk}", state="failed", message=str(e))
         errors.append((st.host, st.disk, f"{st.host}:{st.disk}: {e}"))
 
     # Amanda's encryption keys from the bundles, in ~backup for this run only
@@ -441,10 +468,15 @@ class ProgressLines:
             every = float(env)
         self.every = every if every is not None else (5.0 if sys.stdout.isatty() else 30.0)
         self.clock = time.monotonic
-        self.last = self.clock()
+        self.last = self.last_event = self.clock()
 
     def __call__(self, ev):
         now = self.clock()
+        if now - self.last_event >= 1.0 or ev.done == ev.total:
+            self.last_event = now
+            events.emit("progress", dle=f"{ev.host}:{ev.disk}", level=ev.level,
+                        image=ev.image, images=ev.images, done=ev.done, total=ev.total,
+                        rate=round(ev.rate), eta=None if ev.eta is None else round(ev.eta, 1))
         if now - self.last >= self.every:
             self.last = now
             print(ev.line(), flush=True)
@@ -637,6 +669,10 @@ def cmd_recover(args) -> int:
             "no DLE of this host in the disklist"
         raise AmdrError(f"nothing can be restored, so no disk was touched:\n  {msgs}")
     check_restore_tools(_dles(steps), lib)  # and diskinit's preflight checks its own
+    events.emit("plan", host=s.bundle.host,
+                dles=[{"dle": f"{st.host}:{st.disk}", "levels": st.chain.levels}
+                      for st in steps],
+                errors=[m for _, _, m in planned_errors])
     if planned_errors:
         go_on_without(planned_errors, args.allow_partial)
     if not args.no_finalize:
@@ -646,13 +682,18 @@ def cmd_recover(args) -> int:
             raise FinalizeError("the restored system could not be made to boot, so no disk "
                                 "was touched:\n  " + "\n  ".join(fin.problems)
                                 + "\n  (--no-finalize restores the files anyway)")
+    events.emit("step", step="diskinit", state="start")
     actions = do_diskinit(s, runner, args.yes, args.restart)
+    events.emit("step", step="diskinit", state="done")
     results, errors = [], []
+    events.emit("step", step="restore", state="start")
     try:
         do_restore(s, runner, args.dle, planned=(lib, steps, planned_errors), results=results,
                    errors=errors, jobs=args.jobs, disk_actions=actions)
     finally:
         end_of_restore(s, results, errors, args.report)
+        events.emit("step", step="restore", state="done", restored=len(results),
+                    failed=len(errors))
     root_back = any(st.original == "/" for st in steps
                     if (st.host, st.disk) in {(r.host, r.disk) for r in results})
     if args.no_finalize:
@@ -664,7 +705,9 @@ def cmd_recover(args) -> int:
         if errors:
             print("finalize runs: the root filesystem is back; the DLEs named above are not "
                   "(once restored, run `amdr-recover finalize` again)")
+        events.emit("step", step="finalize", state="start")
         do_finalize(s, runner, restart=True, nic_pins=_nics(args.nic))
+        events.emit("step", step="finalize", state="done")
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
@@ -824,6 +867,51 @@ def cmd_bundles(args) -> int:
         print(f"problem: {p}", file=sys.stderr)
     refused = [e for e in entries if e.status.startswith("refused")]
     return EXIT_PARTIAL if problems or refused or not entries else EXIT_OK
+
+
+def default_iso() -> Path | None:
+    """The ISO `make iso` built beside this project, else one installed."""
+    from pathlib import Path
+    from . import __file__ as here
+    roots = [Path(here).resolve().parent.parent / "build" / "iso", Path("/usr/share/amanda-dr")]
+    found = [p for r in roots for p in sorted(r.glob("amanda-dr-live-*.iso"))]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def cmd_tui(args) -> int:
+    from .tui.app import main as tui_main
+    return tui_main(args)
+
+
+def cmd_drill(args) -> int:
+    from datetime import datetime
+    from pathlib import Path
+    from . import drill
+    iso = Path(args.iso) if args.iso else default_iso()
+    if iso is None or not iso.is_file():
+        raise ConfigError(f"no live ISO {'at ' + str(iso) if iso else 'found'}: give --iso "
+                          f"(`make iso` builds build/iso/amanda-dr-live-VERSION.iso)")
+    vt = [Path(v) for v in (args.vtapes or []) + (args.scan or [])]
+    if len(vt) != 1 or not vt[0].is_dir():
+        raise ConfigError("the drill reads the volumes from one vtape directory: give "
+                          "--vtapes DIR (a chg-disk directory with its slots; tapes: copy "
+                          "them into one first)")
+    res = drill.run(Path(args.bundle), vt[0], iso, gnupghome=args.gnupghome,
+                    passphrase_file=args.passphrase_file, signers=args.signer,
+                    catalog=[Path(c) for c in args.catalog_bundle or []],
+                    workdir=Path(args.workdir) if args.workdir else None,
+                    mem_mb=args.memory, timeout=args.timeout, keep=args.keep, accel=args.accel,
+                    say=lambda line: print(line, flush=True))
+    text = drill.text(res)
+    print(text, end="")
+    out = Path(args.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"amdr-drill-{res.host}-{datetime.now():%Y%m%dT%H%M%S}"
+    stem.with_suffix(".txt").write_text(text)
+    stem.with_suffix(".html").write_text(drill.to_html(res))
+    stem.with_suffix(".json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+    print(f"report: {stem}.txt, .html, .json")
+    return EXIT_OK if res.passed else EXIT_PARTIAL
 
 
 def cmd_catalog(args) -> int:
@@ -1144,6 +1232,64 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: /etc/amanda-dr/site.yaml when there)")
     add_key_options(sp)
     sp.set_defaults(func=cmd_bundles)
+
+    sp = sub.add_parser("tui", help="the recovery as screens: pick the host, give the "
+                        "passphrase, type the host name; the rest runs by itself",
+                        description="The text UI (urwid) of the live system: welcome, "
+                        "bundles, host, unlock, disks, plan, confirm, run, summary.  Screens "
+                        "whose defaults are right are passed; Esc goes back.  With --answers "
+                        "the answers file answers its screens; without a terminal it runs "
+                        "headless with plain lines, and a screen it leaves unanswered ends "
+                        "the run before anything is wiped (exit 4).",
+                        epilog="example: amdr-recover tui --answers /media/AMDR/amdr-answers.yaml")
+    sp.add_argument("--answers", metavar="FILE", help="an answers file (recovery/answers.py)")
+    sp.add_argument("--target", help="where the system is recreated (default /mnt/target)")
+    sp.add_argument("--store", help="the bundle store (default /run/amanda-dr/bundles)")
+    sp.add_argument("--media", action="append", metavar="DIR",
+                    help="where bundles are looked for (default: /run/live/medium, /media, "
+                         "/mnt)")
+    sp.add_argument("--vtapes", metavar="DIR", help="the volumes' chg-disk directory "
+                    "(default: the catalog's)")
+    sp.add_argument("--gnupghome", help="GnuPG home with the recovery key")
+    sp.add_argument("--signer", action="append", metavar="FINGERPRINT",
+                    help="accept bundles signed by this key (repeatable)")
+    sp.add_argument("--no-finalize", action="store_true",
+                    help="restore the files only; do not make the system bootable")
+    sp.set_defaults(func=cmd_tui)
+
+    sp = sub.add_parser("drill", help="the kit's own test: recover a host from its bundle "
+                        "and volumes in qemu with the live ISO, boot the result, report",
+                        description="Make blank sparse disks of the original sizes, boot "
+                        "the live ISO in qemu with them, the bundle, the key and the volumes; "
+                        "it recovers unattended (an answers file) and powers off; then the "
+                        "restored disks boot alone with the original's firmware and NIC "
+                        "address and say what they are.  The report (text, HTML, JSON) says "
+                        "passed or failed, each step's seconds, what finalize changed.  Exit "
+                        "0 passed, 1 failed.",
+                        epilog="example: amdr-recover drill --bundle web1-....amdr.gpg "
+                        "--vtapes /srv/vtapes --iso amanda-dr-live-0.1.0.iso")
+    sp.add_argument("--bundle", required=True, help="the host's sealed bundle")
+    sp.add_argument("--catalog-bundle", action="append", metavar="PATH",
+                    help="the Amanda server's bundle, when the host's has no catalog")
+    sp.add_argument("--vtapes", action="append", metavar="DIR",
+                    help="the chg-disk directory holding the host's volumes (shared "
+                         "read-only with the live system)")
+    sp.add_argument("--scan", action="append", metavar="DIR", help="the same as --vtapes")
+    sp.add_argument("--iso", help="the live ISO (default: the newest make iso built)")
+    sp.add_argument("--workdir", help="where the disks and consoles go (default: a new "
+                    "private directory under $TMPDIR; it needs the restored data's size)")
+    sp.add_argument("--report-dir", default=".", help="where the reports are written "
+                    "(default: here)")
+    sp.add_argument("--memory", type=int, default=2048, help="MiB for the machine "
+                    "(default 2048)")
+    sp.add_argument("--timeout", type=float, default=3600,
+                    help="seconds the live system may take to recover (default 3600)")
+    sp.add_argument("--keep", action="store_true", help="keep the restored disk images")
+    sp.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                    help="qemu's accelerator (default auto: KVM when a KVM guest runs a "
+                         "kernel here, else software emulation)")
+    add_key_options(sp)
+    sp.set_defaults(func=cmd_drill)
 
     sp = sub.add_parser("catalog", help="restore chains of every DLE; exit 1 when one "
                         "has none", description=EXAMPLES["catalog"][0],

@@ -119,6 +119,33 @@ def mount_all(devs: list[Dev], root: Path = MEDIA_ROOT) -> list[tuple[Dev, Path]
     return done
 
 
+def shares() -> list[str]:
+    """A virtual machine's shared folders tagged amdr-* (the drill's volumes)."""
+    out = []
+    for t in Path("/sys/bus/virtio/drivers/9pnet_virtio").glob("virtio*/mount_tag"):
+        tag = t.read_bytes().rstrip(b"\0\n").decode(errors="replace")
+        if tag.startswith("amdr-"):
+            out.append(tag)
+    return sorted(out)
+
+
+def mount_shares(tags: list[str], root: Path = MEDIA_ROOT) -> list[Path]:
+    done = []
+    for tag in tags:
+        where = root / tag
+        where.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "9p", "-o",
+                            "trans=virtio,version=9p2000.L,msize=524288,ro", tag, str(where)],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            print(f"amanda-dr media: shared folder {tag} on {where}, read-only", flush=True)
+            done.append(where)
+        else:
+            print(f"amanda-dr media: shared folder {tag} could not be mounted: "
+                  f"{r.stderr.strip()}", flush=True)
+    return done
+
+
 def find_answers(roots: list[Path], cmdline: str) -> Path | None:
     """amdr.answers=PATH on the kernel command line (absolute, or relative to
     a medium's root), else the first medium's amdr-answers.yaml."""
@@ -166,6 +193,7 @@ def main() -> int:
         print(f"amanda-dr media: {d.path} ({d.fstype}{', ' + d.label if d.label else ''}) "
               f"on {where}, read-only", flush=True)
     roots = [w for _, w in mounted]
+    mount_shares(shares())
     answers = find_answers(roots, Path("/proc/cmdline").read_text())
     ANSWERS_FOUND.parent.mkdir(parents=True, exist_ok=True)
     argv = ["bundles"]

@@ -95,15 +95,12 @@ def validate(doc) -> dict:
 
 
 def load_site(path: Path) -> dict:
-    import yaml
+    from essentials.config import read_yaml_file
+    from essentials.errors import ConfigError
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SiteError(f"{path}: cannot read it: {e.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise SiteError(f"{path}: not YAML: {e}") from None
+        doc = read_yaml_file(path)
+    except ConfigError as e:
+        raise SiteError(str(e)) from None
     try:
         return validate(doc)
     except SiteError as e:

@@ -17,6 +17,7 @@ passphrase).
 from __future__ import annotations
 
 import email
+import email.policy
 import hashlib
 import json
 import logging

@@ -43,10 +43,40 @@ class Stop(AmdrError):
     exit_code = EXIT_REFUSED
 
 
-def network(a: answers_mod.Answers) -> None:
+def original_network(net: dict) -> str | None:
+    """The original host's static IPv4 address, gateway and DNS from its
+    bundle's network.yaml, as amdr.net's static:ADDR/PREFIX,GW,DNS,MAC (the
+    MAC picks the NIC when it is here, else the first link with a carrier)."""
+    for nic in net.get("interfaces") or []:
+        if not nic.get("physical"):
+            continue
+        for a in nic.get("addresses") or []:
+            if a.get("family") == "inet":
+                gw = next((r.get("gateway") for r in net.get("default_routes") or []
+                           if r.get("family") == "inet" and r.get("dev") == nic.get("name")),
+                          "")
+                dns = next((d for d in (net.get("dns") or {}).get("nameservers") or []
+                            if ":" not in d), "")
+                return f"static:{a['address']}/{a['prefix']},{gw or ''},{dns},{nic.get('mac', '')}"
+    return None
+
+
+def network(a: answers_mod.Answers, entry: store.Entry | None = None) -> None:
     net = a.get("welcome", "network")
-    if not net:
-        return
+    if not net or (net == "original") != (entry is not None):
+        return  # "original" waits for the bundle; the others come first
+    if net == "original":
+        from .bundles import open_any
+        u = a.screens.get("unlock") or {}
+        b = open_any(entry.path, home=u.get("gnupghome"), passphrase_file=u.get("passphrase-file"),
+                     signers=u.get("signers"), interactive=False)
+        doc = b.load_yaml("network/network.yaml") if b.has("network/network.yaml") else {}
+        spec = original_network(doc or {})
+        if spec is None:
+            say("welcome.network original: the bundle has no static IPv4 address; the network "
+                "is left as it is")
+            return
+        net = spec
     tool = shutil.which("amdr-net")
     if not is_live() or tool is None:
         say(f"welcome.network {net}: set on the live system only; this machine's network "
@@ -54,6 +84,12 @@ def network(a: answers_mod.Answers) -> None:
         return
     r = subprocess.run([tool, "--apply", net], capture_output=True, text=True)
     say(f"welcome.network {net}: {(r.stdout + r.stderr).strip() or 'exit ' + str(r.returncode)}")
+    wait = subprocess.run(["/lib/systemd/systemd-networkd-wait-online", "--any", "--timeout=20"],
+                          capture_output=True, text=True)
+    shown = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
+                           capture_output=True, text=True).stdout.split("\n")
+    say("network now: " + ("; ".join(" ".join(ln.split()) for ln in shown if ln.strip())
+                           or "no address") + ("" if wait.returncode == 0 else " (not online)"))
 
 
 def find_bundle(a: answers_mod.Answers, store_dir: str) -> store.Entry:
@@ -211,6 +247,7 @@ def _run(args, parse, recover) -> int:
     entry = find_bundle(a, getattr(args, "store", None) or STORE)
     say(f"host: {entry.host}, bundle {entry.path.name} ({entry.source})")
     unlock(a, entry)
+    network(a, entry)
     confirm(a, entry.host)
     target = args.target or a.get("run", "target", "/mnt/target")
     report = Path(target + ".amdr") / "restore-report.json"
@@ -226,6 +263,9 @@ def _run(args, parse, recover) -> int:
         print(f"amdr-recover: {e}", file=sys.stderr, flush=True)
         rc = e.exit_code
     finally:
+        if rc == 0 and a.get("run", "drill"):
+            from .drill import install_check
+            say("run.drill: added to the restored system: " + ", ".join(install_check(target)))
         summary(a, target, report, rc, time.monotonic() - t0)
     then(a, target, rc)
     return rc

@@ -49,10 +49,15 @@ class NicMatch:
         return f"{LINK_DIR}/10-amdr-{self.name}.link"
 
     def link_file(self) -> str:
-        return (f"# Written by amanda-dr finalize: {self.name} ({self.old_mac}) of the original\n"
-                f"# machine is not here; this NIC ({self.reason}) takes its name, so the\n"
-                f"# network configuration of {self.name} applies to it.\n"
-                f"[Match]\nMACAddress={self.new_mac}\n\n[Link]\nName={self.name}\n")
+        if self.new_mac == self.old_mac:
+            why = (f"# Written by amanda-dr finalize: {self.name} ({self.old_mac}) of the original\n"
+                   f"# machine is here under another name ({self.new_name}); it keeps its name,\n"
+                   f"# so the network configuration of {self.name} applies to it.\n")
+        else:
+            why = (f"# Written by amanda-dr finalize: {self.name} ({self.old_mac}) of the original\n"
+                   f"# machine is not here; this NIC ({self.reason}) takes its name, so the\n"
+                   f"# network configuration of {self.name} applies to it.\n")
+        return why + f"[Match]\nMACAddress={self.new_mac}\n\n[Link]\nName={self.name}\n"
 
 
 def physical(nic: dict) -> bool:
@@ -69,7 +74,7 @@ def _mac(nic: dict) -> str:
 
 def match(original: list[dict], present: list[dict], pins: dict[str, str] | None = None,
           ) -> tuple[list[NicMatch], list[str]]:
-    """(matches for the original NICs that are gone, warnings).
+    """(matches for the original NICs that are gone or renamed, warnings).
 
     pins: original name -> a NIC here, by name or MAC (the answers file's or
     `--nic`'s choice); a pin naming nothing here is a warning, not a guess."""
@@ -82,6 +87,13 @@ def match(original: list[dict], present: list[dict], pins: dict[str, str] | None
     out, warnings = [], []
     for o in orig:
         if _mac(o) in here_macs:
+            same = next((n for n in here if _mac(n) == _mac(o)
+                         or str(n.get("mac", "")).lower() == _mac(o)), None)
+            if same is not None and same.get("name") and same["name"] != o["name"]:
+                # the same NIC, found under another name (another slot or bus, the
+                # same card moved, a VM's NIC on another machine type)
+                out.append(NicMatch(o["name"], _mac(o), same["name"], _mac(o),
+                                    f"the same NIC, called {same['name']} here"))
             continue  # the same NIC is here (a disk-only replacement)
         pick, reason = None, ""
         if o["name"] in pins:

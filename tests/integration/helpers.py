@@ -75,3 +75,19 @@ def seal(lab, keys, signer_home=None, signer_fpr=None) -> Path:
     lab.run_dir = tmp
     [b] = sorted(out.glob("*.amdr.gpg"))
     return b
+
+
+def seal_one(tmp_path: Path, keys, host: str, stamp: str, home=None, fpr=None) -> Path:
+    """A small sealed bundle of `host` made at `stamp` (YYYYMMDDTHHMMSSZ): a
+    layout and a manifest only, sealed to the site key, signed by the host
+    key (or by `home`'s `fpr`)."""
+    from essentials import bundle, sealed
+    from essentials.runner import Runner
+    st = tmp_path / f"staging-{host}-{stamp}"
+    st.mkdir(parents=True)
+    (st / "layout.yaml").write_text("version: 1\n")
+    bundle.write_manifest(st, {"layout": {"status": "ok"}}, {"host": host})
+    out = tmp_path / f"{host}-{stamp}.amdr.gpg"
+    sealed.seal(Runner(), st, out, home or keys.host_home, [keys.site_fpr],
+                fpr or keys.host_fpr)
+    return out

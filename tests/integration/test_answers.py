@@ -70,7 +70,7 @@ def base_answers(lab, new, target):
             "disks": {"map": {lab.loop: new}},
             "plan": {"vtapes": str(lab.vtapes)},
             "confirm": "localhost",
-            "run": {"finalize": False, "target": str(target)},
+            "run": {"finalize": False, "target": str(target), "drill": True},
             "summary": {"report": "reports", "then": "poweroff"}}
 
 
@@ -87,7 +87,18 @@ def test_a_whole_recovery_from_the_answers_file(lab, keys, tmp_path):
             p = amdr("amdr-recover", "recover", "--answers", f)
             out = p.stdout + p.stderr
             assert p.returncode == 0, out
-            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
+            # the drill's check unit: in the restored system, enabled
+            assert (target / "etc/systemd/system/multi-user.target.wants/"
+                    "amdr-drill-check.service").is_symlink()
+            diff = differences(lab, target)
+            # every file as it was, but for the check unit the drill asked for
+            # (and the mtimes of the directories that took it)
+            added = ("etc/systemd", "usr/local")
+            root = diff.pop(lab.root_disk)
+            assert diff == {d: [] for d in lab.dle_dirs() if d != lab.root_disk}
+            assert [ln for ln in root if not ln.startswith(added)
+                    and not ln.startswith(("etc: mtime", "usr: mtime"))] == [], root
+            assert any(ln.startswith("usr/local: unexpected") for ln in root), root
         finally:
             umount_target(target)
         # what it did, in plain lines, in order

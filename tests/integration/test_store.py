@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from essentials import bundle, sealed
 from essentials.deliver.mail import build_message
-from essentials.runner import Runner
 from recovery import store
 from tests.lab.keys import make_keys
 
-from .helpers import amdr
+from .helpers import amdr, seal_one
 from .servers import keygen, sshd_server
 
 pytestmark = pytest.mark.integration
@@ -29,17 +27,6 @@ def keys():
     k = make_keys(PASS)
     yield k
     k.cleanup()
-
-
-def seal_one(tmp_path: Path, keys, host: str, stamp: str, home=None, fpr=None) -> Path:
-    st = tmp_path / f"staging-{host}-{stamp}"
-    st.mkdir(parents=True)
-    (st / "layout.yaml").write_text("version: 1\n")
-    bundle.write_manifest(st, {"layout": {"status": "ok"}}, {"host": host})
-    out = tmp_path / f"{host}-{stamp}.amdr.gpg"
-    sealed.seal(Runner(), st, out, home or keys.host_home, [keys.site_fpr],
-                fpr or keys.host_fpr)
-    return out
 
 
 @pytest.fixture(scope="module")

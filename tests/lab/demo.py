@@ -5,9 +5,10 @@
    network, the Amanda database), encrypts it to the site's recovery key,
    signs it with the host's key and delivers it to a "USB" directory
 3. the disk is destroyed (signatures wiped, first MiBs zeroed)
-4. amdr-recover opens the sealed bundle with the recovery key (checking the
-   host's signature and every checksum), rebuilds the disk and restores
-   every DLE, using only the bundle and the vtapes
+4. the text UI, driven by an answers file (host, key, confirm), opens the
+   sealed bundle with the recovery key (checking the host's signature and
+   every checksum), rebuilds the disk and restores every DLE, using only the
+   bundle and the vtapes
 5. each restored tree is compared with the manifest of the last backup, and
    the recreated filesystems' identities with the original ones
 
@@ -107,20 +108,26 @@ def _run_demo(log, result, keys) -> dict:
         log(f"disk {lab.loop} destroyed")
 
         target = lab.base / "target"
-        report = lab.base / "report.json"
+        report = Path(str(target) + ".amdr") / "restore-report.json"
+        # the field engineer's way, decided in advance: the text UI driven by an
+        # answers file (no terminal here: it runs headless, in plain lines)
+        answers = lab.base / "demo-answers.yaml"
+        answers.write_text(yaml.safe_dump({
+            "bundles": {"media": [str(usb)], "store": str(lab.base / "store")},
+            "host": "labhost",
+            "unlock": {"gnupghome": str(keys.recovery_home), "passphrase-file": str(passfile)},
+            "confirm": "labhost",
+            # the lab's root is a file tree, not a bootable system: finalize is
+            # what the boot drill (make drill) proves
+            "run": {"target": str(target), "finalize": False},
+            "summary": {"then": "wait"}}, sort_keys=False))
         t1 = time.monotonic()
-        p = subprocess.run([str(BIN / "amdr-recover"), "recover", "--bundle", str(bundle),
-                            "--gnupghome", str(keys.recovery_home),
-                            "--passphrase-file", str(passfile),
-                            "--target", str(target), "--yes", "--report", str(report),
-                            # the lab's root is a file tree, not a bootable system:
-                            # finalize is what the boot drill (make drill) proves
-                            "--no-finalize"],
+        p = subprocess.run([str(BIN / "amdr-recover"), "tui", "--answers", str(answers)],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
         log(p.stdout.rstrip())
         result["recover_seconds"] = time.monotonic() - t1
         if p.returncode != 0:
-            result["problems"].append(f"amdr-recover recover exit {p.returncode}: {p.stderr}")
+            result["problems"].append(f"amdr-recover tui exit {p.returncode}: {p.stderr}")
             return result
         restored = {r["disk"]: r for r in json.loads(report.read_text())["restored"]}
 

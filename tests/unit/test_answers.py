@@ -60,7 +60,7 @@ def test_defaults(tmp_path):
     ("plan: {jobs: true}\n", "plan.jobs: expected a number, got True"),
     ("plan: {jobs: 0}\n", "plan.jobs: at least 1"),
     ("run: {allow-partial: yes-please}\n", "run.allow-partial: expected true or false"),
-    ("welcome: {network: wifi}\n", "welcome.network: 'wifi': expected dhcp, none or static"),
+    ("welcome: {network: wifi}\n", "welcome.network: 'wifi': expected dhcp, none, original or static"),
     ("confirm: [web1]\n", "confirm: expected the host's name"),
     ("summary: {then: halt}\n", "summary.then: 'halt': expected one of poweroff, reboot"),
     ("bundles: {sftp: {host: b, user: u, path: /x}}\n",
@@ -70,7 +70,7 @@ def test_defaults(tmp_path):
     ("host: {}\n", "host: give name (the newest bundle of that host) or bundle"),
     ("run: {target: mnt}\n", "run.target: 'mnt': expected an absolute path"),
     ("- host\n", "expected a mapping of screens"),
-    ("host: [\n", "not YAML"),
+    ("host: [\n", "not valid YAML at line 2"),
 ])
 def test_mistakes_are_named(tmp_path, text, said):
     with pytest.raises(ConfigError) as e:
@@ -84,3 +84,23 @@ def test_every_key_known_is_a_key_of_a_screen():
     doc = yaml.safe_load(answers.__doc__.split("\n\n", 2)[2].split("\n\nThe same")[0])
     # the module's documented example is itself a valid answers file
     answers.validate(doc, Path("/m"))
+
+
+def test_the_original_network_from_a_bundles_network_yaml():
+    from recovery.unattended import original_network
+    net = {"interfaces": [
+        {"name": "br0", "physical": False, "addresses": [{"family": "inet", "address": "1.1.1.1",
+                                                         "prefix": 8}]},
+        {"name": "ens3", "physical": True, "mac": "52:54:00:d1:00:0a",
+         "addresses": [{"family": "inet6", "address": "fe80::1", "prefix": 64},
+                       {"family": "inet", "address": "10.0.2.15", "prefix": 24}]}],
+        "default_routes": [{"dev": "ens3", "family": "inet6", "gateway": "fe80::2"},
+                           {"dev": "ens3", "family": "inet", "gateway": "10.0.2.2"}],
+        "dns": {"nameservers": ["fe80::3", "10.0.2.3"]}}
+    assert original_network(net) == "static:10.0.2.15/24,10.0.2.2,10.0.2.3,52:54:00:d1:00:0a"
+    assert original_network({"interfaces": [{"name": "e", "physical": True,
+                                             "addresses": []}]}) is None
+
+
+def test_network_original_is_accepted(tmp_path):
+    assert load("welcome: {network: original}\n", tmp_path).get("welcome", "network") == "original"

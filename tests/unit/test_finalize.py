@@ -157,6 +157,22 @@ def test_nic_still_here_needs_nothing_and_a_pin_wins():
     assert m == [] and "no free NIC" in warn[0]
 
 
+def test_the_same_nic_under_another_name_keeps_its_name():
+    """The same card (same MAC) on another slot or machine type: the kernel
+    names it enp0s2, the configuration says ens3 (seen in the live drill)."""
+    moved = [{"name": "enp0s2", "mac": "52:54:00:12:34:56", "driver": "virtio_net",
+              "physical": True}]
+    m, warn = nics.match(ORIG, moved)
+    assert warn == []
+    assert [(x.name, x.new_name, x.new_mac, x.old_mac) for x in m] == [
+        ("ens3", "enp0s2", "52:54:00:12:34:56", "52:54:00:12:34:56")]
+    link = m[0].link_file()
+    assert "MACAddress=52:54:00:12:34:56" in link and "Name=ens3" in link
+    assert "is here under another name (enp0s2)" in link
+    assert nics.rewrite_macs({"/etc/systemd/network/a.network":
+                              "[Match]\nMACAddress=52:54:00:12:34:56\n"}, m) == {}
+
+
 def test_mac_rewritten_in_networkd_netplan_and_nm_but_not_elsewhere():
     m = nics.NicMatch("ens3", "52:54:00:12:34:56", "enp0s5", "52:54:00:00:00:99", "x")
     files = {"/etc/systemd/network/10-a.network": "[Match]\nMACAddress=52:54:00:12:34:56\n",

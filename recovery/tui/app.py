@@ -1,0 +1,317 @@
+"""`amdr-recover tui`: the recovery as screens (urwid), for the field engineer.
+
+The screens come in ORDER (screens.py).  A screen whose defaults are right
+(the doctor found every tool, bundles were found, the key needs no
+passphrase, the disks match, every DLE can be restored) is passed without a
+stop; Esc goes back to it.  An answers file (recovery/answers.py) answers
+screens through their views; a screen it does not answer waits for a person.
+Without a terminal the same answers run headless with plain lines, and a
+screen left unanswered ends the run (exit 4) before anything is wiped.
+
+The recovery itself runs as the engine's command (`amdr-recover recover`) in
+a child process that reports through events (recovery/events.py); the Run
+screen draws them, and its output is the log (F2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import urwid
+
+from essentials.errors import EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, AmdrError
+
+from .. import events as events_mod
+from . import screens, views
+from .model import Model
+
+
+class App:
+    def __init__(self, model: Model, answers=None, headless: bool = False):
+        self.model = model
+        self.answers = answers
+        self.headless = headless
+        self.screens = [cls(self) for cls in screens.ORDER]
+        self.index = -1
+        self.loop = None
+        self.frame = None
+        self.decisions = 0  # screens a person (or an answer) had to stop at
+        self.result = None  # the engine's exit code
+        self.report: dict = {}
+        self.after = "wait"
+        self.stopped = None  # why a headless run stopped early
+        self.doctor_ok, self.doctor_line = self._doctor()
+        self._child = None
+        self._events_buf = b""
+        self._out_buf = b""
+
+    # -- what every screen may show ---------------------------------------------------
+    def _doctor(self) -> tuple[bool, str]:
+        from essentials import doctor
+        rep = doctor.examine(("recovery",))
+        return not rep.failed, doctor.summary(rep, "amanda-dr")
+
+    def network_text(self) -> str:
+        r = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
+                           capture_output=True, text=True)
+        return "; ".join(" ".join(ln.split()) for ln in r.stdout.splitlines() if ln.strip())
+
+    def set_network(self, value: str) -> None:
+        tool = "/usr/local/sbin/amdr-net"
+        if not os.path.exists(tool):
+            self.say(f"network {value}: only on the live system")
+            return
+        r = subprocess.run([tool, "--apply", value], capture_output=True, text=True)
+        self.say(f"network {value}: {(r.stdout + r.stderr).strip()}")
+
+    def say(self, line: str) -> None:
+        self.model.say(line)
+        if self.headless:
+            print(f"tui: {line}", flush=True)
+
+    # -- the flow ---------------------------------------------------------------------
+    def current(self) -> screens.Screen:
+        return self.screens[self.index]
+
+    def next_screen(self) -> None:
+        while True:
+            self.index += 1
+            if self.index >= len(self.screens):
+                self.quit()
+                return
+            sc = self.screens[self.index]
+            answered = self.answers is not None and sc.name in self.answers.screens
+            if not answered and sc.name not in ("run", "summary") and sc.satisfied():
+                self.say(f"{sc.name}: as proposed")
+                continue
+            self.show(sc)
+            if sc.name == "run":
+                self.start_run()
+                return
+            if answered:
+                self.say(f"{sc.name}: from the answers file")
+                sc.answer(self.answers.screens[sc.name])
+                return
+            if sc.name == "summary" and self.answers is not None and self.headless:
+                sc.answer({})
+                return
+            self.decisions += sc.name not in ("summary",)
+            if self.headless:
+                self.stopped = sc.name
+                self.say(f"{sc.name}: the answers file has no answer here; a person is "
+                         f"needed (nothing was wiped)")
+                self.quit()
+            return
+
+    def back(self) -> None:
+        if self.index <= 0 or self.current().name in ("run", "summary"):
+            return
+        self.index -= 1
+        self.show(self.current())
+
+    def show(self, sc: screens.Screen) -> None:
+        sc.view = sc.make_view()
+        if self.headless:
+            return
+        step = f"{self.index + 1}/{len(self.screens)}"
+        self.frame = views.frame(sc.title, step, sc.view, sc.keys)
+        if self.loop is not None:
+            self.loop.widget = self.frame
+
+    def quit(self) -> None:
+        if self.loop is not None:
+            raise urwid.ExitMainLoop()
+
+    # -- the run ----------------------------------------------------------------------
+    def start_run(self) -> None:
+        rfd, wfd = os.pipe()
+        env = dict(os.environ, AMDR_EVENTS=str(wfd), AMDR_PROGRESS_SECONDS="2")
+        argv = self.model.recover_argv()
+        self.say("$ amdr-recover " + " ".join(argv[3:]))
+        self._child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, pass_fds=(wfd,), env=env,
+                                       start_new_session=True)
+        os.close(wfd)
+        self._events_fd = rfd
+        if self.headless:
+            self._pump_headless()
+        else:
+            self.loop.watch_file(rfd, self._on_events)
+            self.loop.watch_file(self._child.stdout.fileno(), self._on_output)
+
+    def _lines(self, fd, buf_name) -> list[str] | None:
+        data = os.read(fd, 65536)
+        if not data:
+            return None
+        buf = getattr(self, buf_name) + data
+        *lines, rest = buf.split(b"\n")
+        setattr(self, buf_name, rest)
+        return [ln.decode(errors="replace") for ln in lines]
+
+    def _on_events(self) -> None:
+        lines = self._lines(self._events_fd, "_events_buf")
+        if lines is None:
+            self.loop.remove_watch_file(self._events_fd)
+            os.close(self._events_fd)
+            return
+        for ln in lines:
+            ev = events_mod.parse(ln)
+            if ev:
+                self.current().view.event(ev)
+
+    def _on_output(self) -> None:
+        lines = self._lines(self._child.stdout.fileno(), "_out_buf")
+        if lines is None:
+            self.loop.remove_watch_file(self._child.stdout.fileno())
+            self._finished(self._child.wait())
+            return
+        for ln in lines:
+            self.model.say(ln)
+            self.current().view.line(ln)
+
+    def _pump_headless(self) -> None:
+        import selectors
+        sel = selectors.DefaultSelector()
+        out = self._child.stdout
+        sel.register(self._events_fd, selectors.EVENT_READ, "events")
+        sel.register(out.fileno(), selectors.EVENT_READ, "out")
+        last = 0.0
+        while sel.get_map():
+            for key, _ in sel.select():
+                name = "_events_buf" if key.data == "events" else "_out_buf"
+                lines = self._lines(key.fd, name)
+                if lines is None:
+                    sel.unregister(key.fd)
+                    continue
+                for ln in lines:
+                    if key.data == "out":
+                        self.model.say(ln)
+                        print(f"  {ln}", flush=True)
+                        continue
+                    ev = events_mod.parse(ln)
+                    if ev:
+                        self.current().view.event(ev)
+                        if ev["kind"] != "progress" or time.monotonic() - last > 10:
+                            last = time.monotonic()
+                            print(f"tui: event {json.dumps(ev)}", flush=True)
+        os.close(self._events_fd)
+        self._finished(self._child.wait())
+
+    def _finished(self, rc: int) -> None:
+        self.result = rc
+        self.say(f"run: amdr-recover recover exit {rc}")
+        try:
+            self.report = json.loads(Path(self.model.report_path()).read_text())
+        except (OSError, ValueError):
+            self.report = {}
+        self.next_screen()
+
+    def summary_lines(self) -> list[str]:
+        out = [f"Host {self.model.host}: " + ("every DLE restored" if self.result == 0 else
+                                              f"the recovery ended with exit {self.result}")]
+        out.append(f"{'DLE':24s} {'levels':8s} {'MB':>9s} {'seconds':>8s} {'MB/s':>6s}")
+        for r in self.report.get("restored") or []:
+            mb = (r.get("bytes") or 0) / 1e6
+            s = r.get("seconds") or 0
+            out.append(f"{r.get('disk', '?')[-24:]:24s} "
+                       f"{','.join(map(str, r.get('levels', []))):8s} {mb:9.1f} {s:8.1f} "
+                       f"{(mb / s if s else 0):6.1f}")
+        for e in self.report.get("errors") or []:
+            out.append(f"NOT RESTORED {e.get('disk') if isinstance(e, dict) else e}")
+        out.append(f"reports: {self.model.report_path()}")
+        return out
+
+    def then(self, value: str) -> None:
+        self.after = value
+        self.say(f"summary: {value}")
+        if value in ("reboot", "poweroff") and os.path.exists("/run/live/medium"):
+            from ..cli import main as cli_main
+            cli_main(["umount", "--target", self.model.target])
+            subprocess.run(["systemctl", value], check=False)
+        self.quit()
+
+    # -- the terminal -----------------------------------------------------------------
+    def unhandled(self, key) -> None:
+        if key == "esc":
+            self.back()
+        elif key == "f10":
+            if self._child is None or self._child.poll() is not None:
+                raise urwid.ExitMainLoop()
+        elif key == "f2":
+            self.show_log()
+
+    def show_log(self) -> None:
+        sc = self.current()
+        log = views.InfoView(self.model.log[-300:] or ["(nothing yet)"],
+                             lambda: self.show(sc), "Enter: back")
+        self.loop.widget = views.frame("log", "", log, "Enter: back")
+
+    def run(self) -> int:
+        if self.headless:
+            self.model.find_bundles()
+            self.next_screen()
+        else:
+            self.model.find_bundles()
+            self.loop = urwid.MainLoop(urwid.SolidFill(" "), views.PALETTE,
+                                       unhandled_input=self.unhandled, handle_mouse=False)
+            self.loop.screen.set_terminal_properties(colors=1)
+            self.loop.set_alarm_in(0, lambda *_: self.next_screen())
+            try:
+                self.loop.run()
+            finally:
+                if self._child is not None and self._child.poll() is None:
+                    os.killpg(self._child.pid, signal.SIGTERM)
+        if self.stopped:
+            return EXIT_REFUSED
+        if self.result is None:
+            return EXIT_REFUSED  # quit before the run: nothing was wiped
+        return EXIT_OK if self.result == 0 else EXIT_PARTIAL if self.result == 1 else self.result
+
+
+def main(args) -> int:
+    from .. import answers as answers_mod
+    a = answers_mod.load(args.answers) if args.answers else None
+    m = Model(target=args.target or (a.get("run", "target") if a else None) or "/mnt/target")
+    if args.store:
+        m.store_dir = args.store
+    if args.gnupghome:
+        m.gnupghome = args.gnupghome
+    if args.signer:
+        m.signers = list(args.signer)
+    if args.vtapes:
+        m.vtapes = args.vtapes
+    if args.media:
+        m.media = list(args.media)
+    if args.no_finalize:
+        m.finalize = False
+    if a is not None:
+        b = a.screens.get("bundles") or {}
+        m.media += [x for x in b.get("media") or [] if x not in m.media]
+        if a.get("unlock", "gnupghome"):
+            m.gnupghome = a.get("unlock", "gnupghome")
+        if a.get("unlock", "signers"):
+            m.signers = list(a.get("unlock", "signers"))
+        if a.get("plan", "vtapes"):
+            m.vtapes = a.get("plan", "vtapes")
+        for old, new in (a.get("disks", "map") or {}).items():
+            m.maps[old] = new
+        if a.get("run", "finalize") is False:
+            m.finalize = False
+        m.allow_partial = bool(a.get("run", "allow-partial"))
+    headless = not (sys.stdin.isatty() and sys.stdout.isatty())
+    app = App(m, a, headless=headless)
+    try:
+        rc = app.run()
+    except AmdrError:
+        raise
+    if app.stopped:
+        print(f"amdr-recover tui: stopped at the {app.stopped} screen: the answers file has "
+              f"no answer there (nothing was wiped)", file=sys.stderr)
+    print(f"amdr-recover tui: {app.decisions} decision(s) asked of a person", flush=True)
+    return rc

@@ -1,0 +1,177 @@
+"""The text UI (recovery/tui) on the real lab: driven by an answers file
+without a terminal, and by keystrokes through tmux at 80x24 as a person
+would; every DLE restored and compared with the lab's manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab import scenario
+from tests.lab.keys import make_keys
+from tests.lab.lab import AmandaLab, sh
+
+from .helpers import BIN, amdr, blank_disk, differences, seal, umount_target
+
+pytestmark = pytest.mark.integration
+PASS = "tui lab words"
+ARTIFACTS = Path(os.environ.get("AMDR_ARTIFACTS", "/var/tmp/amdr-artifacts")) / "tui"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    k = make_keys(PASS)
+    yield k
+    k.cleanup()
+
+
+@pytest.fixture(scope="module")
+def lab(keys):
+    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab:
+        scenario.initial(lab.mnt, lab.data_mnt)
+        lab.backup(expect=0)
+        scenario.change1(lab.mnt, lab.data_mnt)
+        lab.backup(expect=1)
+        lab.sealed = seal(lab, keys)
+        yield lab
+
+
+@contextlib.contextmanager
+def medium(tmp_path, lab, keys, answers: dict | None):
+    m = tmp_path / "medium"
+    (m / "bundles").mkdir(parents=True)
+    shutil.copy(lab.sealed, m / "bundles")
+    shutil.copytree(keys.recovery_home, m / "keys", ignore=shutil.ignore_patterns("S.*"))
+    (m / "pass").write_text(PASS + "\n")
+    os.chmod(m / "pass", 0o600)
+    if answers is not None:
+        (m / "amdr-answers.yaml").write_text(yaml.safe_dump(answers))
+    yield m
+
+
+def size(lab):
+    return os.path.getsize(lab.image) + (16 << 20)
+
+
+def test_answers_file_without_a_terminal(lab, keys, tmp_path):
+    target = tmp_path / "target"
+    with blank_disk(tmp_path / "new.img", size(lab)) as new:
+        ans = {"bundles": {"media": ["bundles"], "store": str(tmp_path / "store")},
+               "host": "localhost", "unlock": {"gnupghome": "keys", "passphrase-file": "pass"},
+               "disks": {"map": {lab.loop: new}}, "plan": {"vtapes": str(lab.vtapes)},
+               "confirm": "localhost", "run": {"finalize": False, "target": str(target)},
+               "summary": {"then": "wait"}}
+        with medium(tmp_path, lab, keys, ans) as m:
+            try:
+                p = amdr("amdr-recover", "tui", "--answers", m / "amdr-answers.yaml",
+                         "--store", tmp_path / "store")
+                out = p.stdout + p.stderr
+                assert p.returncode == 0, out
+                assert differences(lab, target, run=-1) == {d: [] for d in lab.dle_dirs()}
+            finally:
+                umount_target(target)
+    # the screens in order, each named, answered or passed
+    for name in ("welcome: as proposed", "host: from the answers file",
+                 "unlock: from the answers file", "confirm: from the answers file",
+                 "run: amdr-recover recover exit 0", "summary: wait"):
+        assert f"tui: {name}" in out, out
+    assert "\"kind\": \"dle\", \"dle\": \"localhost:" in out and "\"state\": \"done\"" in out
+    assert "0 decision(s) asked of a person" in out
+
+
+def test_a_screen_without_an_answer_stops_before_any_wipe(lab, keys, tmp_path):
+    target = tmp_path / "target"
+    with blank_disk(tmp_path / "new.img", size(lab)) as new:
+        ans = {"bundles": {"media": ["bundles"], "store": str(tmp_path / "store")},
+               "host": "localhost", "unlock": {"gnupghome": "keys", "passphrase-file": "pass"},
+               "disks": {"map": {lab.loop: new}}, "plan": {"vtapes": str(lab.vtapes)},
+               "run": {"finalize": False, "target": str(target)}}
+        with medium(tmp_path, lab, keys, ans) as m:
+            p = amdr("amdr-recover", "tui", "--answers", m / "amdr-answers.yaml")
+        assert p.returncode == 4, p.stdout + p.stderr
+        assert "stopped at the confirm screen" in p.stderr
+        assert sh(["blkid", "-p", new], check=False) == ""
+
+
+class Tmux:
+    """A terminal a person looks at: 80x24, keys sent, the screen captured."""
+
+    def __init__(self, name: str, command: str, shots: Path):
+        self.name, self.shots, self.n = name, shots, 0
+        shots.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
+                        command], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout
+
+    def wait(self, text: str, timeout: float = 90) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s = self.screen()
+            if text in s:
+                self.n += 1
+                (self.shots / f"{self.n:02d}.txt").write_text(s)
+                return s
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} not on the screen in {timeout} s:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        self.keys("Enter")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_a_person_at_the_keyboard(lab, keys, tmp_path):
+    """Host picked, passphrase typed (once wrong), the disk mapped, a wrong host
+    name at the confirmation (nothing touched), then the right one; the
+    restore to the end; every DLE as it was.  The screens are kept."""
+    target = tmp_path / "target"
+    shots = ARTIFACTS / "keyboard"
+    shutil.rmtree(shots, ignore_errors=True)
+    with blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media {m / 'bundles'}"
+               f" --gnupghome {m / 'keys'} --vtapes {lab.vtapes} --target {target} --no-finalize; "
+               f"echo TUI-EXIT=$?; sleep 600")
+        t = Tmux("amdr-tui-test", cmd, shots)
+        try:
+            s = t.wait("Pick the host")
+            assert "localhost" in s and len(s.splitlines()) <= 24
+            t.keys("Enter")
+            t.wait("passphrase:")
+            t.type("not the passphrase")
+            s = t.wait("wrong passphrase: type it again")
+            assert "not the passphrase" not in s and "*" not in s.split("passphrase:")[1][:5]
+            t.type(PASS)
+            s = t.wait("map:")  # another disk than the original's: the person maps it
+            t.type(f"{lab.loop}={new}")
+            s = t.wait("Type the host name (localhost)")
+            assert new in s and "WIPED" in s
+            t.type("web1")
+            t.wait("'web1' is not localhost: nothing was touched")
+            assert sh(["blkid", "-p", new], check=False) == ""
+            t.type("localhost")
+            s = t.wait("every DLE restored", timeout=300)
+            assert "localhost:" in s or "mnt" in s
+            t.keys("Enter")  # stay here
+            t.wait("TUI-EXIT=0")
+            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
+        finally:
+            t.close()
+            umount_target(target)
+    assert len(list(shots.glob("*.txt"))) >= 7

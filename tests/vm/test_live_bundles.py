@@ -1,0 +1,113 @@
+"""Bundles found by themselves when the live ISO boots: on a USB stick (FAT,
+as a person brings one), in an mbox file on it (the mail amdr-essentials
+sent), from an sftp server (a real sshd on the host side of qemu's user
+network, its host key pinned in the answers file on the stick), and a bundle
+signed by a key that is not accepted, listed as refused with the reason.
+
+The answers file on the stick names no host: the live system lists what it
+found, checked with the key on the stick, and waits for a person (nothing is
+wiped).  Judged by the console lines amdr-media prints before anyone logs in.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from essentials.deliver.mail import build_message
+from image import build as image_build
+from tests.integration.helpers import seal_one
+from tests.integration.servers import sshd_server
+from tests.lab.keys import make_keys
+
+from .qemu import Machine, Nic, qemu_argv
+
+pytestmark = pytest.mark.vm
+LIMIT_S = 420
+
+
+@pytest.fixture(scope="module")
+def iso():
+    return image_build.build(say=lambda line: print(line, flush=True))
+
+
+@pytest.fixture(scope="module")
+def keys():
+    k = make_keys("")
+    yield k
+    k.cleanup()
+
+
+def stick(tmp_path: Path, files: Path) -> Path:
+    """A FAT image labelled STICK holding `files` (no mount: mtools)."""
+    img = tmp_path / "stick.img"
+    subprocess.run(["mkfs.vfat", "-n", "STICK", "-C", str(img), str(64 * 1024)], check=True,
+                   capture_output=True)
+    subprocess.run(["mcopy", "-i", str(img), "-s", "-m"] + [str(p) for p in files.iterdir()]
+                   + ["::/"], check=True, capture_output=True,
+                   env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"})
+    return img
+
+
+def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
+    made = tmp_path / "made"
+    web1 = seal_one(made, keys, "web1", "20261201T010000Z")
+    db1 = seal_one(made, keys, "db1", "20261202T020000Z")
+    app1 = seal_one(made, keys, "app1", "20261203T030000Z")
+    rogue = seal_one(made, keys, "mail1", "20261204T040000Z", keys.rogue_home, keys.rogue_fpr)
+    files = tmp_path / "files"
+    (files / "amdr").mkdir(parents=True)
+    shutil.copy(web1, files / "amdr")
+    shutil.copy(rogue, files / "amdr")
+    box = mailbox.mbox(str(files / "amdr" / "backup-mail.mbox"))
+    box.add(build_message({"to": ["dr@site.test"], "from": "root@db1.test"}, "db1", db1.name,
+                          db1.read_bytes()))
+    box.close()
+    shutil.copytree(keys.recovery_home, files / "keys", ignore=shutil.ignore_patterns("S.*"))
+    with sshd_server(tmp_path) as srv:
+        d = srv.root_dir / "bundles"
+        d.mkdir()
+        shutil.copy(app1, d)
+        shutil.copy(srv.client_key, files / "sftp_key")
+        answers = {"bundles": {"sftp": {"host": "10.0.2.2", "port": srv.port, "user": srv.user,
+                                        "path": str(d), "host_key":
+                                        srv.host_key_pub.read_text().strip(),
+                                        "ssh_key": "sftp_key"}},
+                   "unlock": {"gnupghome": "keys"}}
+        (files / "amdr-answers.yaml").write_text(yaml.safe_dump(answers))
+        img = stick(tmp_path, files)
+        console = tmp_path / "console.txt"
+        usb = ["-boot", "order=d",  # the CD first: SeaBIOS would try the stick (a disk) first
+               "-device", "qemu-xhci,id=xhci",
+               "-drive", f"if=none,id=stick,format=raw,file={img}",
+               "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"]
+        argv = qemu_argv(disks=[], console=console, mem_mb=2048, cdrom=Path(iso["path"]),
+                         nic=Nic(), extra=usb)
+        listed_at = None
+        with Machine(argv, console, tmp_path / "qemu.err") as m:
+            while m.seconds < LIMIT_S and m.poll() is None:
+                text = m.console_text()
+                if re.search(r"^mail1 .*refused", text, re.M):
+                    listed_at = m.seconds
+                    time.sleep(3)
+                    break
+                time.sleep(1)
+            text = m.console_text()
+    assert listed_at is not None, text[-5000:]
+    print(f"bundles listed {listed_at:.0f} s after power-on")
+    lines = {ln.split()[0]: ln.rstrip() for ln in text.splitlines()
+             if re.match(r"^(web1|db1|app1|mail1) ", ln)}
+    assert "amanda-dr media: /dev/sd" in text and "(vfat, STICK) on /media/STICK" in text, text
+    assert "medium /media/STICK/amdr" in lines["web1"] and lines["web1"].endswith("usable")
+    assert "mailbox /media/STICK/" in lines["db1"] and lines["db1"].endswith("usable")
+    assert "sftp 10.0.2.2" in lines["app1"] and lines["app1"].endswith("usable")
+    assert "refused: " in lines["mail1"] and "signed by key" in text
+    # the answers file named no host: nothing ran by itself past the listing
+    assert "its disks may be wiped" not in text
