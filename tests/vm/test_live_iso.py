@@ -55,7 +55,7 @@ def test_the_iso_is_one_hybrid_file_for_both_firmwares(iso):
 
 
 def boot(iso, tmp_path: Path, *, firmware: str = "bios", medium: str = "cd",
-         append: str | None = None) -> tuple[str, float, float]:
+         append: str | None = None, then: str | None = None) -> tuple[str, float, float]:
     """Power on with the ISO as `medium` ("cd" or "usb"); returns the console,
     the seconds to the doctor's line and to the recovery console.  `append`:
     boot the ISO's kernel directly with this command line (the ISO stays the
@@ -90,9 +90,11 @@ def boot(iso, tmp_path: Path, *, firmware: str = "bios", medium: str = "cd",
             if doctor_at is None and "tools checked" in text:
                 doctor_at = m.seconds
             if doctor_at is not None and "a shell" in text[text.index("tools checked"):]:
-                ui_at = m.seconds
-                time.sleep(5)  # tmux draws its status line after the window
-                break
+                if ui_at is None:
+                    ui_at = m.seconds
+                if then is None or then in text[text.index("tools checked"):]:
+                    time.sleep(5)  # tmux draws its status line after the window
+                    break
             time.sleep(0.5)
         text = m.console_text()
         err = m.qemu_stderr()
@@ -106,7 +108,8 @@ def boot(iso, tmp_path: Path, *, firmware: str = "bios", medium: str = "cd",
 @pytest.mark.parametrize("firmware, medium", [("bios", "cd"), ("uefi", "cd"),
                                               ("bios", "usb"), ("uefi", "usb")])
 def test_it_boots_to_the_recovery_console(iso, tmp_path, firmware, medium):
-    text, doctor_at, ui_at = boot(iso, tmp_path, firmware=firmware, medium=medium)
+    text, doctor_at, ui_at = boot(iso, tmp_path, firmware=firmware, medium=medium,
+                                  then="No bundle found" if firmware == "bios" else None)
     version = image_build.version()
     # GRUB's menu on the serial line (a headless server shows it too)
     assert f"amanda-dr live {version}" in text.split("tools checked")[0], text[:3000]
@@ -119,6 +122,10 @@ def test_it_boots_to_the_recovery_console(iso, tmp_path, firmware, medium):
     after = text[text.index("tools checked"):]  # (the welcome shows the line again)
     assert "(automatic login)" in after and "Password:" not in after, after[:2000]
     assert "0:recovery" in after and "1:shell" in after, after[-2000:]
+    if firmware == "bios":
+        # then the recovery's screens, at the bundles screen: none was found here
+        ui = text[text.rindex("amanda-dr recovery:"):]
+        assert "Looked in: /run/live/medium, /media" in ui, ui[-2000:]
     if firmware == "bios" and medium == "cd":
         # the default network: DHCP on the wired link (qemu's user network)
         # (tmux may draw its status line between the heading and the address)
