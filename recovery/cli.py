@@ -119,6 +119,12 @@ def _restores(s: Session):
         print(f"note: {e}", file=sys.stderr)
         lib, devices, available = None, {}, None
     steps, errors = s.restore_plan(available)
+    if lib is not None and s.remote is None:
+        # every image of every chain checked as recover will check it, before a wipe
+        from .restore import crypt, preflight
+        steps, bad = preflight.check(steps, lib, crypt.bundle_keys(getattr(s, "key_bundles",
+                                                                         [])))
+        errors = errors + bad
     return amanda_host, [(st, render_restore(st, devices, lib)) for st in steps], errors
 
 

@@ -227,7 +227,7 @@ class App:
                        f"{','.join(map(str, r.get('levels', []))):8s} {mb:9.1f} {s:8.1f} "
                        f"{(mb / s if s else 0):6.1f}")
         for e in self.report.get("errors") or []:
-            out.append(f"NOT RESTORED {e.get('disk') if isinstance(e, dict) else e}")
+            out.append(f"NOT RESTORED {e.get('message') if isinstance(e, dict) else e}")
         out.append(f"reports: {self.model.report_path()}")
         return out
 

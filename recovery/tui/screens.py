@@ -238,8 +238,25 @@ class Plan(Screen):
         return bool(p.get("restores")) and not p.get("errors")
 
     def make_view(self):
+        p = self.model.plan or {}
+        if p.get("errors"):
+            lines = ["These DLEs cannot be restored (checked before any disk is touched):"]
+            lines += [f"  {e.get('message')}" for e in p["errors"]]
+            lines += ["", f"{len(p.get('restores') or [])} other DLE(s) can be restored."]
+            items = [("Skip them: restore the others (their filesystems are made, empty)",
+                      "skip"), ("Stop here: nothing is touched", "stop")]
+            return views.ChoiceView(lines, items, self.decided)
         return views.InfoView(self.lines(), self.next,
                               "Enter: go on to the confirmation   Esc: back")
+
+    def decided(self, value) -> None:
+        if value == "skip":
+            self.model.allow_partial = True
+            self.app.say("plan: the DLEs that cannot be restored are skipped")
+            self.next()
+        else:
+            self.app.say("plan: stopped before anything was touched")
+            self.app.quit()
 
     def lines(self) -> list[str]:
         p = self.model.plan or {}
@@ -249,8 +266,6 @@ class Plan(Screen):
             chain = "; ".join(f"L{d.get('level')}: {d.get('label')} {d.get('filenum')}"
                               for d in r.get("dumps") or [])
             out.append(f"  {r.get('disk')} -> {r.get('directory')}: {chain}")
-        for e in p.get("errors") or []:
-            out.append(f"  NOT RESTORABLE {e.get('disk')}: {e.get('message')}")
         return out
 
     def answer(self, value) -> None:
@@ -258,6 +273,12 @@ class Plan(Screen):
         if value.get("vtapes"):
             self.model.vtapes = value["vtapes"]
             self.model.make_plan()
+        if (self.model.plan or {}).get("errors") and not self.model.allow_partial:
+            self.app.say("plan: some DLEs cannot be restored and the answers do not allow "
+                         "a partial recovery (run: allow-partial: true)")
+            self.app.stopped = self.name
+            self.app.quit()
+            return
         self.next()
 
 

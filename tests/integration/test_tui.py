@@ -175,3 +175,50 @@ def test_a_person_at_the_keyboard(lab, keys, tmp_path):
             t.close()
             umount_target(target)
     assert len(list(shots.glob("*.txt"))) >= 7
+
+
+def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_path):
+    """An image of the dump DLE is gone before the run: the plan screen names
+    it and offers to skip it; skipped, the other DLE is restored and the
+    summary says what is missing."""
+    from tests.lab import tree
+    vt = lab.base / f"vtapes-{tmp_path.name}"
+    shutil.copytree(lab.vtapes, vt)
+    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    name = lab.data_disk.replace("/", "_")
+    gone = sorted(vt.glob(f"slot*/0*.localhost.{name}.1"))
+    assert gone, sorted(vt.rglob("*"))
+    gone[0].unlink()
+    target = tmp_path / "target"
+    shots = ARTIFACTS / "missing-volume"
+    shutil.rmtree(shots, ignore_errors=True)
+    with blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media {m / 'bundles'}"
+               f" --gnupghome {m / 'keys'} --vtapes {vt} --target {target} --no-finalize; "
+               f"echo TUI-EXIT=$?; sleep 600")
+        t = Tmux("amdr-tui-missing", cmd, shots)
+        try:
+            t.wait("Pick the host")
+            t.keys("Enter")
+            t.wait("passphrase:")
+            t.type(PASS)
+            t.wait("map:")
+            t.type(f"{lab.loop}={new}")
+            s = t.wait("cannot be restored")
+            assert f"localhost:{lab.data_disk}" in s and "has no file" in s
+            assert "Skip" in s
+            assert sh(["blkid", "-p", new], check=False) == ""  # nothing touched yet
+            t.keys("Enter")  # skip it
+            t.wait("Type the host name (localhost)")
+            t.type("localhost")
+            s = t.wait("NOT RESTORED", timeout=300)
+            assert lab.data_disk in s and "exit 1" in s
+            t.keys("Enter")
+            t.wait("TUI-EXIT=1")
+            got = tree.snapshot(str(target), exclude={"lost+found", "srv"})
+            assert tree.compare(lab.runs[-1].manifests[lab.root_disk], got) == []
+            assert os.path.ismount(target / "srv")  # made, empty
+        finally:
+            t.close()
+            umount_target(target)
