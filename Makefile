@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= /usr/bin/python3
 
-.PHONY: setup test unit demo bench vm-image drill-sources drill iso clean
+.PHONY: setup test unit demo demo-tui bench vm-image drill-sources drill iso clean
 
 # make setup: the Debian packages come from the tool inventory
 # (essentials/inventory.py), the project's Python dependencies from Debian too,
@@ -51,6 +51,9 @@ iso:
 
 demo:
 	$(PY) -m tests.lab.demo
+
+demo-tui:
+	$(PY) -m tests.lab.demo_tui
 
 bench:
 	rc=0; $(PY) -m tests.lab.bench || rc=1; echo; \

@@ -146,6 +146,38 @@ def mount_shares(tags: list[str], root: Path = MEDIA_ROOT) -> list[Path]:
     return done
 
 
+def machine_facts(media=()) -> list[str]:
+    """What the welcome screen shows of this machine: its disks (the boot
+    medium and disks in use marked), its wired links and addresses, the
+    volumes found on the media (chg-disk directories: slot*)."""
+    out = ["disks here:"]
+    r = subprocess.run(["lsblk", "-J", "-d", "-b", "-o", "NAME,SIZE,MODEL,SERIAL,TRAN,TYPE"],
+                       capture_output=True, text=True)
+    devs = read_devices()
+    held = {d.disk for d in devs if d.mountpoint}
+    boot = live_disk()
+    for n in json.loads(r.stdout or "{}").get("blockdevices") or []:
+        if n.get("type") not in ("disk", "rom"):
+            continue
+        path = f"/dev/{n['name']}"
+        note = " (the live system's medium)" if path == boot else \
+            " (in use: mounted)" if path in held else ""
+        size = int(n.get("size") or 0)
+        out.append(f"  {path:14s} {size / 2**30:8.1f} GiB  {(n.get('model') or '').strip()[:20]:20s}"
+                   f" {(n.get('tran') or '').strip():5s}{note}")
+    out.append("network:")
+    r = subprocess.run(["ip", "-br", "addr", "show"], capture_output=True, text=True)
+    out += [f"  {' '.join(ln.split())}" for ln in r.stdout.splitlines()
+            if ln.strip() and not ln.startswith("lo ")]
+    vols = []
+    for m in media:
+        for d in sorted(Path(m).glob("*")) + sorted(Path(m).glob("*/*")):
+            if d.is_dir() and any(d.glob("slot*")):
+                vols.append(str(d))
+    out.append("volumes (vtape directories): " + (", ".join(vols[:4]) or "none found"))
+    return out
+
+
 def find_answers(roots: list[Path], cmdline: str) -> Path | None:
     """amdr.answers=PATH on the kernel command line (absolute, or relative to
     a medium's root), else the first medium's amdr-answers.yaml."""

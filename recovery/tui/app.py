@@ -261,14 +261,24 @@ class App:
             self.model.find_bundles()
             self.next_screen()
         else:
+            import contextlib
+            import logging
+            # what this process would print on stderr (notes, warnings) goes to
+            # the log (F2), not across the screens
+            sink = _LogWriter(self.model)
+            handlers = [h for h in logging.root.handlers if isinstance(h, logging.StreamHandler)]
+            old = [h.setStream(sink) for h in handlers]
             self.model.find_bundles()
             self.loop = urwid.MainLoop(urwid.SolidFill(" "), views.PALETTE,
                                        unhandled_input=self.unhandled, handle_mouse=False)
             self.loop.screen.set_terminal_properties(colors=1)
             self.loop.set_alarm_in(0, lambda *_: self.next_screen())
             try:
-                self.loop.run()
+                with contextlib.redirect_stderr(sink):
+                    self.loop.run()
             finally:
+                for h, stream in zip(handlers, old):
+                    h.setStream(stream)
                 if self._child is not None and self._child.poll() is None:
                     os.killpg(self._child.pid, signal.SIGTERM)
         if self.stopped:
@@ -276,6 +286,24 @@ class App:
         if self.result is None:
             return EXIT_REFUSED  # quit before the run: nothing was wiped
         return EXIT_OK if self.result == 0 else EXIT_PARTIAL if self.result == 1 else self.result
+
+
+class _LogWriter:
+    """A file-like sink whose lines go to the model's log."""
+
+    def __init__(self, model):
+        self.model, self.buf = model, ""
+
+    def write(self, text: str) -> int:
+        self.buf += text
+        *lines, self.buf = self.buf.split("\n")
+        for ln in lines:
+            if ln.strip():
+                self.model.say(ln)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def main(args) -> int:

@@ -52,7 +52,9 @@ class Welcome(Screen):
         return self.app.doctor_ok
 
     def make_view(self):
-        lines = [self.app.doctor_line, "", "network: " + (self.app.network_text() or "none")]
+        from ..live import machine_facts
+        lines = [self.app.doctor_line, ""] + machine_facts(self.model.media) + [
+            f"bundles: {len(self.model.entries)} host(s) found"]
         items = [("Go on", "go"), ("Network: DHCP", "dhcp"),
                  ("Network: none", "none")]
         return views.ChoiceView(lines, items, self.picked)
