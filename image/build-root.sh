@@ -92,6 +92,15 @@ chroot "$root" passwd -d root >/dev/null
 chroot "$root" systemctl disable ssh.service 2>/dev/null || true  # remote assist turns it on
 chroot "$root" systemctl set-default multi-user.target
 
+# what the tools stamp with today's date, not SOURCE_DATE_EPOCH: the days of
+# the last password change (passwd, adduser) and mdadm's mkconf comment; the
+# initramfs is made again after, as it carries mdadm.conf
+days=$((SOURCE_DATE_EPOCH / 86400))
+sed -i -E "s/^([^:]*:[^:]*:)[0-9]+:/\1${days}:/" "$root/etc/shadow" "$root/etc/shadow-"
+sed -i -E 's/^(# This configuration was auto-generated) on .* (by mkconf)$/\1 \2/' \
+    "$root/etc/mdadm/mdadm.conf"
+chroot "$root" update-initramfs -u -k all
+
 echo "== clean up: what differs from build to build"
 umount "$root/dev/pts" "$root/sys" "$root/proc"
 rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/dpkg/dpkg.cfg.d/00-amdr-unsafe-io"

@@ -105,9 +105,70 @@ def source_date_epoch() -> int:
         return FALLBACK_EPOCH
 
 
+# The Debian tree's own epoch: fixed (it is part of the tree's key), so the
+# tree does not depend on when it was built, and two builds of one key match.
+ROOT_EPOCH = FALLBACK_EPOCH
+
+
 def root_inputs() -> dict:
     return {"recipe": RECIPE, "suite": SUITE, "packages": packages(),
-            "script": (HERE / "build-root.sh").read_text()}
+            "script": (HERE / "build-root.sh").read_text(), "epoch": ROOT_EPOCH}
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """path -> what the ISO keeps of it (type, mode, owner, and the bytes, the
+    link target or the device number); times are left out: mksquashfs sets
+    every one from SOURCE_DATE_EPOCH."""
+    import stat
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            st = p.lstat()
+            rel = str(p.relative_to(root))
+            head = f"{stat.filemode(st.st_mode)} {st.st_uid}:{st.st_gid}"
+            if stat.S_ISREG(st.st_mode):
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                out[rel] = f"{head} {h.hexdigest()}"
+            elif stat.S_ISLNK(st.st_mode):
+                out[rel] = f"{head} -> {os.readlink(p)}"
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out[rel] = f"{head} {os.major(st.st_rdev)},{os.minor(st.st_rdev)}"
+            else:
+                out[rel] = head
+    return out
+
+
+def verify_root(base: Path | None = None, scratch: Path | None = None, say=print) -> dict:
+    """The Debian tree built a second time, from the same key, in a scratch
+    cache, and compared with the cached one, path by path.  The verdict is
+    kept beside the cached tree (reproduced.json), so it is made once per key.
+    Returns {"key", "paths", "differ": [path: what], "seconds"}."""
+    base = base or cache_root()
+    rkey = key_of(root_inputs())
+    first = base / f"root-{rkey}"
+    verdict = first / "reproduced.json"
+    if verdict.exists():
+        return json.loads(verdict.read_text())
+    build(base=base, say=say)  # the tree (and ISO) of this key, if not there yet
+    scratch = scratch or Path(os.environ.get("TMPDIR", "/var/tmp")) / f"amdr-root-again-{rkey}"
+    t0 = time.monotonic()
+    try:
+        second = _build_root(scratch, rkey, say)
+        a, b = tree_digest(first / "root"), tree_digest(second / "root")
+        differ = sorted({p for p in a.keys() | b.keys() if a.get(p) != b.get(p)})
+        doc = {"key": rkey, "paths": len(a), "seconds": round(time.monotonic() - t0, 1),
+               "differ": [f"{p}: {a.get(p, 'absent')} | {b.get(p, 'absent')}"
+                          for p in differ[:50]], "differ_count": len(differ)}
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(scratch)], check=False)
+    if not doc["differ_count"]:
+        verdict.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
 
 
 def iso_inputs(root_key: str, site: Path | None, epoch: int) -> dict:
@@ -137,6 +198,28 @@ def _run(argv, log: Path, env=None, say=print):
                              + "".join(tail))
 
 
+def _build_root(base: Path, rkey: str, say=print) -> Path:
+    """The Debian tree of key rkey under base (cached)."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(ROOT_EPOCH), LC_ALL="C.UTF-8")
+
+    def build_root(work: Path) -> dict:
+        debs = deb_cache()
+        debs.mkdir(parents=True, exist_ok=True)
+        say(f"building the image's Debian tree ({len(packages())} packages) ...")
+        with open(debs / ".lock-amdr", "w") as lock:  # the VM tier's builds share it
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _run(["unshare", "--mount", "--propagation", "private", "bash",
+                  HERE / "build-root.sh", work / "root", SUITE, MIRROR, debs, *packages()],
+                 work / "build.log", env, say)
+        pkgs = subprocess.run(["chroot", str(work / "root"), "dpkg-query", "-W", "-f",
+                               "${Package}\t${Version}\n"], capture_output=True, text=True,
+                              check=True).stdout
+        (work / "packages.txt").write_text(pkgs)
+        return {"packages": len(pkgs.splitlines())}
+
+    return cached("root", rkey, build_root, base)
+
+
 def build(site: Path | None = None, out_dir: Path | None = None, base: Path | None = None,
           say=print) -> dict:
     """Build (or find) the ISO; copy it to out_dir; return its manifest."""
@@ -158,22 +241,7 @@ def build(site: Path | None = None, out_dir: Path | None = None, base: Path | No
     t0 = time.monotonic()
     rkey = key_of(root_inputs())
 
-    def build_root(work: Path) -> dict:
-        debs = deb_cache()
-        debs.mkdir(parents=True, exist_ok=True)
-        say(f"building the image's Debian tree ({len(packages())} packages) ...")
-        with open(debs / ".lock-amdr", "w") as lock:  # the VM tier's builds share it
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            _run(["unshare", "--mount", "--propagation", "private", "bash",
-                  HERE / "build-root.sh", work / "root", SUITE, MIRROR, debs, *packages()],
-                 work / "build.log", env, say)
-        pkgs = subprocess.run(["chroot", str(work / "root"), "dpkg-query", "-W", "-f",
-                               "${Package}\t${Version}\n"], capture_output=True, text=True,
-                              check=True).stdout
-        (work / "packages.txt").write_text(pkgs)
-        return {"packages": len(pkgs.splitlines())}
-
-    root_dir = cached("root", rkey, build_root, base)
+    root_dir = _build_root(base, rkey, say)
     ikey = key_of(iso_inputs(rkey, site, epoch))
     name = f"amanda-dr-live-{version()}.iso"
 
