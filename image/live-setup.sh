@@ -32,6 +32,7 @@ install -m 755 "$files/amdr-live-welcome" "$root/usr/local/sbin/amdr-live-welcom
 install -D -m 644 "$files/tmux.conf" "$root/etc/amanda-dr/tmux.conf"
 install -m 755 "$files/amdr-doctor-line" "$root/usr/local/sbin/amdr-doctor-line"
 install -m 644 "$files/amdr-doctor-line.service" "$root/etc/systemd/system/"
+install -m 644 "$files/amdr-doctor-full.service" "$root/etc/systemd/system/"
 install -m 644 "$files/amdr-hostkeys.service" "$root/etc/systemd/system/"
 install -m 755 "$files/amdr-media" "$root/usr/local/sbin/amdr-media"
 install -m 644 "$files/amdr-media.service" "$root/etc/systemd/system/"
@@ -47,7 +48,7 @@ install -m 644 "$files/profile-amdr-live.sh" "$root/etc/profile.d/amdr-live.sh"
 # a mail server the Amanda packages pull in: nothing to deliver here
 chroot "$root" systemctl mask exim4.service
 chroot "$root" systemctl enable amdr-doctor-line.service amdr-hostkeys.service amdr-net.service \
-    amdr-media.service \
+    amdr-media.service amdr-doctor-full.service \
     systemd-networkd.service systemd-resolved.service serial-getty@ttyS0.service
 if [ -n "$site" ]; then
     install -D -m 644 "$site" "$root/etc/amanda-dr/site.yaml"

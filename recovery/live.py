@@ -146,6 +146,32 @@ def mount_shares(tags: list[str], root: Path = MEDIA_ROOT) -> list[Path]:
     return done
 
 
+def doctor_line(prefix: str, present_only: bool = True) -> tuple[bool, str]:
+    """The console's doctor line.  At boot, presence only: every tool the
+    recovery calls is on the image (the image's build ran each of them inside
+    its root and failed otherwise, and a live system's files are the build's,
+    read-only); the full probe (`amdr-recover doctor`) follows in the
+    background (amdr-doctor-full.service) and says so if anything fails."""
+    from essentials import doctor
+    from essentials.inventory import tools_for
+    if not present_only:
+        rep = doctor.examine(("recovery",))
+        return not rep.failed, doctor.summary(rep, prefix)
+    rows = []
+    for t in tools_for(("recovery",)):
+        if t.argv[0] == "test" and len(t.argv) == 3:  # a file, not a program
+            ok = os.path.exists(t.argv[2])
+        else:
+            ok = doctor.locate(t.argv[0]) is not None
+        required = any(doctor.USES[u].required for u in t.uses
+                       if doctor.USES[u].side == "recovery")
+        rows.append((doctor.Status(t, None, ok, "present" if ok else
+                                   f"not installed (Debian package {t.package})"),
+                     [], required))
+    rep = doctor.Report(rows)
+    return not rep.failed, doctor.summary(rep, prefix)
+
+
 def machine_facts(media=()) -> list[str]:
     """What the welcome screen shows of this machine: its disks (the boot
     medium and disks in use marked), its wired links and addresses, the
