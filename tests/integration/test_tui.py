@@ -233,3 +233,38 @@ def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_p
         finally:
             t.close()
             umount_target(target)
+
+
+def test_three_decisions_when_the_disks_match(keys, tmp_path):
+    """The issue's goal: the bundle on a medium and a disk that matches (the
+    lost disk itself, blank now): a person picks the host, types the
+    passphrase and the host name, and nothing else; every DLE as it was."""
+    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab2:
+        scenario.initial(lab2.mnt, lab2.data_mnt)
+        lab2.backup(expect=0)
+        lab2.sealed = seal(lab2, keys)
+        lab2.destroy_disk()
+        target = tmp_path / "target"
+        shots = ARTIFACTS / "three-decisions"
+        shutil.rmtree(shots, ignore_errors=True)
+        with medium(tmp_path, lab2, keys, None) as m:
+            cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media "
+                   f"{m / 'bundles'} --gnupghome {m / 'keys'} --target {target} --no-finalize; "
+                   f"echo TUI-EXIT=$?; sleep 600")
+            t = Tmux("amdr-tui-three", cmd, shots)
+            try:
+                t.wait("Pick the host")
+                t.keys("Enter")                                  # 1: the host
+                t.wait("passphrase:")
+                t.type(PASS)                                     # 2: the passphrase
+                s = t.wait("Type the host name (localhost)")     # the disks matched by
+                assert f"{lab2.loop}" in s                       # themselves: no stop
+                t.type("localhost")                              # 3: the host name
+                t.wait("every DLE restored", timeout=300)
+                t.keys("Enter")
+                s = t.wait("TUI-EXIT=0")
+                assert "3 decision(s) asked of a person" in s
+                assert differences(lab2, target, run=-1) == {d: [] for d in lab2.dle_dirs()}
+            finally:
+                t.close()
+                umount_target(target)
