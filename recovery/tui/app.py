@@ -164,10 +164,11 @@ class App:
             self.loop.remove_watch_file(self._events_fd)
             os.close(self._events_fd)
             return
+        view = self.current().view
         for ln in lines:
             ev = events_mod.parse(ln)
-            if ev:
-                self.current().view.event(ev)
+            if ev and hasattr(view, "event"):  # (the run screen; not once it ended)
+                view.event(ev)
 
     def _on_output(self) -> None:
         lines = self._lines(self._child.stdout.fileno(), "_out_buf")
@@ -175,9 +176,11 @@ class App:
             self.loop.remove_watch_file(self._child.stdout.fileno())
             self._finished(self._child.wait())
             return
+        view = self.current().view
         for ln in lines:
             self.model.say(ln)
-            self.current().view.line(ln)
+            if hasattr(view, "line"):
+                view.line(ln)
 
     def _pump_headless(self) -> None:
         import selectors
