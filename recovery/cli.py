@@ -863,7 +863,10 @@ def cmd_bundles(args) -> int:
         + [str(f).replace(" ", "").upper() for f in site.get("signers") or []]
     keys["signers"] = signers or None
     if (args.check or "unlock" in ((a and a.screens) or {})) and entries:
-        store.check(entries, **keys)
+        try:
+            store.check(entries, **keys)
+        finally:
+            forget_home_copies()
     if entries:
         print("\n".join(store.table(entries)))
     else:

@@ -49,6 +49,13 @@ _SCRIPT = r"""#!/bin/sh
 # amanda-dr drill: what this restored system says about itself, on the serial
 # line, once its boot has finished; then power off.  Added by the drill to
 # its throw-away copy of the restored disks (amdr-recover drill).
+# only on the drill's own machine (qemu started with this serial number):
+# anywhere else, this copy of the unit removes itself and does nothing
+if [ "$(cat /sys/class/dmi/id/product_serial 2>/dev/null)" != "AMDR-DRILL" ]; then
+  systemctl disable amdr-drill-check.service 2>/dev/null
+  rm -f /etc/systemd/system/amdr-drill-check.service /usr/local/sbin/amdr-drill-check
+  exit 0
+fi
 out=/dev/ttyS0
 [ -w "$out" ] || out=/dev/console
 reached=$(cut -d' ' -f1 /proc/uptime)   # multi-user.target was reached just now
@@ -164,13 +171,14 @@ def parse_check(console: str) -> dict | None:
 
 @dataclass
 class Machine:
-    host: str
+    host: str  # the name the restored system gives itself (its hostname)
     firmware: str  # bios | uefi
     disks: list[tuple[int, str]]  # (bytes, serial) in the layout's order
     mac: str | None
     mounts: list[str]  # the mountpoints fstab mounts at boot
     swap: bool
     addresses: list[str]  # the static addresses (ADDR/PREFIX) the host had
+    bundle_host: str = ""  # the bundle's host: what `confirm:` must say
 
 
 def machine_of(bundle) -> Machine:
@@ -200,7 +208,7 @@ def machine_of(bundle) -> Machine:
                   if a.get("family") == "inet"]
     firmware = (layout.get("boot") or {}).get("firmware") or "bios"
     return Machine(net.get("hostname") or bundle.host, firmware, disks, mac, mounts, swap,
-                   addrs)
+                   addrs, bundle.host)
 
 
 # -- the medium and the answers ---------------------------------------------------
@@ -220,7 +228,7 @@ def answers_for(m: Machine, bundle_name: str, catalog: list[str], has_pass: bool
             "host": {"bundle": f"bundles/{bundle_name}"},
             "unlock": unlock,
             "plan": plan,
-            "confirm": m.host,
+            "confirm": m.bundle_host or m.host,
             "run": {"drill": True},
             "summary": {"report": "reports", "then": "poweroff", "on-failure": "poweroff"}}
 
@@ -229,6 +237,8 @@ def make_medium(work: Path, bundle: Path, catalog: list[Path], gnupghome: str,
                 passphrase_file: str | None, answers: dict) -> Path:
     """An ext4 image labelled AMDR holding the bundle(s), the key and the answers."""
     stage = work / "medium"
+    if stage.exists():
+        shutil.rmtree(stage)
     (stage / "bundles").mkdir(parents=True)
     for b in [bundle] + list(catalog):
         if b.is_dir():
@@ -297,6 +307,8 @@ def qemu_argv(*, console: Path, disks: list[tuple[Path, str]], firmware: str,
               accel: str = "tcg") -> list[str]:
     a = [QEMU, "-accel", accel] + (["-cpu", "host"] if accel == "kvm" else []) + [
          "-machine", "q35", "-m", str(mem_mb), "-smp", "2",
+         # the drill's check unit acts on this machine only (see _SCRIPT)
+         "-smbios", "type=1,serial=AMDR-DRILL",
          "-display", "none", "-monitor", "none", "-no-reboot",
          "-serial", f"file:{console}"]
     if firmware == "uefi":
@@ -426,8 +438,13 @@ def run(bundle_path: Path, vtapes: Path, iso: Path, *, gnupghome: str,
         raise ConfigError(f"{m.host} boots UEFI: its drill needs OVMF (apt install ovmf)")
     if not m.disks:
         raise ConfigError(f"the bundle of {m.host} describes no disk")
-    base = workdir or Path(tempfile.mkdtemp(prefix=f"amdr-drill-{m.host}-"))
-    base.mkdir(parents=True, exist_ok=True)
+    from essentials import doctor
+    doctor.require({t: ["the drill"] for t in ("xorriso", "mke2fs", "debugfs")}, "the drill")
+    # always a new directory of the drill's own (inside --workdir when given):
+    # nothing of the person's is changed or deleted
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=f"amdr-drill-{m.host}-", dir=workdir))
     os.chmod(base, 0o700)
     res.workdir = str(base)
     try:

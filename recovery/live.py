@@ -108,7 +108,12 @@ def mount_all(devs: list[Dev], root: Path = MEDIA_ROOT) -> list[tuple[Dev, Path]
     for d in devs:
         where = root / mount_name(d, taken)
         where.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run(["mount", "-o", "ro,nosuid,nodev", d.path, str(where)],
+        opts = "ro,nosuid,nodev"
+        if d.fstype in ("vfat", "exfat", "ntfs", "ntfs3"):
+            # no owners on these: root's alone, so a key or passphrase file on
+            # the stick is as private as its readers require (0600)
+            opts += ",uid=0,gid=0,fmask=0177,dmask=0077"
+        r = subprocess.run(["mount", "-o", opts, d.path, str(where)],
                            capture_output=True, text=True)
         if r.returncode == 0:
             done.append((d, where))
@@ -236,7 +241,8 @@ def usb_settled(timeout: float = 10.0) -> list[Dev]:
     end = time.monotonic() + timeout
     while True:
         devs = read_devices()
-        want = len(glob.glob("/sys/bus/usb/drivers/usb-storage/[0-9]*"))
+        want = len(glob.glob("/sys/bus/usb/drivers/usb-storage/[0-9]*")
+                   + glob.glob("/sys/bus/usb/drivers/uas/[0-9]*"))
         have = len({d.disk for d in devs if d.tran == "usb"})
         if have >= want or time.monotonic() > end:
             return devs

@@ -343,8 +343,9 @@ def main(args) -> int:
     app = App(m, a, headless=headless)
     try:
         rc = app.run()
-    except AmdrError:
-        raise
+    finally:
+        from ..bundles import forget_home_copies
+        forget_home_copies()  # the recovery key's copy, if the key came read-only
     if app.stopped:
         print(f"amdr-recover tui: stopped at the {app.stopped} screen: the answers file has "
               f"no answer there (nothing was wiped)", file=sys.stderr)

@@ -11,6 +11,8 @@ passed screen is one key away (Esc goes back through them).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from essentials.errors import AmdrError
 
 from . import views
@@ -106,6 +108,7 @@ class Bundles(Screen):
         self.model.mailboxes += value.get("mailbox") or []
         if value.get("sftp"):
             self.model.sftp = value["sftp"]
+        self.model.find_bundles()
         self.view.enter("")
 
 
@@ -130,6 +133,18 @@ class Host(Screen):
         self.next()
 
     def answer(self, value) -> None:
+        if isinstance(value, dict) and value.get("bundle") and not value.get("name"):
+            from .. import store
+            parsed = store.sealed.parse_name(Path(value["bundle"]).name)
+            if not parsed:
+                self.fail(f"host.bundle {value['bundle']}: not a bundle's name "
+                          f"(HOST-YYYYMMDDTHHMMSSZ.amdr.gpg)")
+                self.app.stopped = self.name
+                self.app.quit()
+                return
+            self.model.entries.append(store.Entry(Path(value["bundle"]), parsed[0], parsed[1],
+                                                  "answers file"))
+            value = parsed[0]
         name = value.get("name") if isinstance(value, dict) else value
         self.view.choose(name)
 
@@ -338,7 +353,9 @@ class Summary(Screen):
             ("Power off", "poweroff"), ("Quit to the shell", "shell")], self.app.then)
 
     def answer(self, value) -> None:
-        self.view.choose((value or {}).get("then", "wait"))
+        value = value or {}
+        key = "then" if self.app.result == 0 else "on-failure"
+        self.view.choose(value.get(key, "wait"))
 
 
 ORDER = [Welcome, Bundles, Host, Unlock, Disks, Plan, Confirm, Run, Summary]

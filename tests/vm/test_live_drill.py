@@ -50,7 +50,10 @@ def drilled(iso, source, tmp_path_factory):
                        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
     print(p.stdout)
     [j] = sorted(reports.glob("amdr-drill-*.json"))
-    return p, json.loads(j.read_text()), reports, work / "w"
+    res = json.loads(j.read_text())
+    # the drill works in a new directory of its own inside --workdir
+    assert Path(res["workdir"]).parent == work / "w"
+    return p, res, reports, Path(res["workdir"])
 
 
 def test_the_drill_passes_and_says_why(drilled, source):
@@ -103,7 +106,9 @@ def test_the_medium_with_the_key_is_gone(drilled):
 
 def test_the_harness_boots_the_same_disks_independently(drilled, source):
     """The test fixture's own marker (amdr-boot-marker, in the source system
-    since it was built), not the product's check, on the disks the drill left."""
+    since it was built), not the product's check, on the disks the drill left.
+    This machine is not the drill's (no AMDR-DRILL serial): the product's
+    check unit must step aside, and say nothing."""
     _, res, _, work = drilled
     disks = sorted(work.glob("disk*.img"))
     assert disks, "the drill kept no disks (--keep)"
@@ -115,3 +120,4 @@ def test_the_harness_boots_the_same_disks_independently(drilled, source):
     assert set(source.mounts) <= active, b.mounts
     assert b.swaps, b.explain()
     assert any(n.get("addr") == source.address for n in b.net), b.net
+    assert "AMDR-DRILL-BEGIN" not in b.console
