@@ -136,19 +136,25 @@ class Tmux:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
+def tui_in_tmux(session: str, tmp_path, m, target, shots: Path, vtapes=None) -> Tmux:
+    """`amdr-recover tui` on the medium `m` in a new 80x24 tmux session; its
+    exit status is printed as TUI-EXIT=N when it ends."""
+    shutil.rmtree(shots, ignore_errors=True)
+    cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media {m / 'bundles'}"
+           f" --gnupghome {m / 'keys'}" + (f" --vtapes {vtapes}" if vtapes else "")
+           + f" --target {target} --no-finalize; echo TUI-EXIT=$?; sleep 600")
+    return Tmux(session, cmd, shots)
+
+
 def test_a_person_at_the_keyboard(lab, keys, tmp_path):
     """Host picked, passphrase typed (once wrong), the disk mapped, a wrong host
     name at the confirmation (nothing touched), then the right one; the
     restore to the end; every DLE as it was.  The screens are kept."""
     target = tmp_path / "target"
     shots = ARTIFACTS / "keyboard"
-    shutil.rmtree(shots, ignore_errors=True)
     with blank_disk(tmp_path / "new.img", size(lab)) as new, \
             medium(tmp_path, lab, keys, None) as m:
-        cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media {m / 'bundles'}"
-               f" --gnupghome {m / 'keys'} --vtapes {lab.vtapes} --target {target} --no-finalize; "
-               f"echo TUI-EXIT=$?; sleep 600")
-        t = Tmux("amdr-tui-test", cmd, shots)
+        t = tui_in_tmux("amdr-tui-test", tmp_path, m, target, shots, lab.vtapes)
         try:
             s = t.wait("Pick the host")
             assert "localhost" in s and len(s.splitlines()) <= 24
@@ -201,14 +207,10 @@ def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_p
     assert gone, sorted(vt.rglob("*"))
     gone[0].unlink()
     target = tmp_path / "target"
-    shots = ARTIFACTS / "missing-volume"
-    shutil.rmtree(shots, ignore_errors=True)
     with blank_disk(tmp_path / "new.img", size(lab)) as new, \
             medium(tmp_path, lab, keys, None) as m:
-        cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media {m / 'bundles'}"
-               f" --gnupghome {m / 'keys'} --vtapes {vt} --target {target} --no-finalize; "
-               f"echo TUI-EXIT=$?; sleep 600")
-        t = Tmux("amdr-tui-missing", cmd, shots)
+        t = tui_in_tmux("amdr-tui-missing", tmp_path, m, target, ARTIFACTS / "missing-volume",
+                        vt)
         try:
             t.wait("Pick the host")
             t.keys("Enter")
@@ -245,13 +247,9 @@ def test_three_decisions_when_the_disks_match(keys, tmp_path):
         lab2.sealed = seal(lab2, keys)
         lab2.destroy_disk()
         target = tmp_path / "target"
-        shots = ARTIFACTS / "three-decisions"
-        shutil.rmtree(shots, ignore_errors=True)
         with medium(tmp_path, lab2, keys, None) as m:
-            cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media "
-                   f"{m / 'bundles'} --gnupghome {m / 'keys'} --target {target} --no-finalize; "
-                   f"echo TUI-EXIT=$?; sleep 600")
-            t = Tmux("amdr-tui-three", cmd, shots)
+            t = tui_in_tmux("amdr-tui-three", tmp_path, m, target,
+                            ARTIFACTS / "three-decisions")
             try:
                 t.wait("Pick the host")
                 t.keys("Enter")                                  # 1: the host
