@@ -269,6 +269,7 @@ PYTHON_DEBIAN = {
     "python-gnupg": "python3-gnupg",
     "paramiko": "python3-paramiko",
     "urwid": "python3-urwid",
+    "tqdm": "python3-tqdm",  # recover/restore's progress lines in a terminal
 }
 
 # the test suite's own Python packages, from Debian as well

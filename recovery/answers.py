@@ -24,6 +24,8 @@ the one a person would see proposed.
     confirm: web1                   # the host's name: the disks may be wiped
     run:
       allow-partial: false          # restore what can be when a DLE cannot
+      on-error: skip                # a DLE that fails: skip (go on with the
+                                    # others), stop, or ask (a person at the UI)
       drill: false                  # amdr-recover drill's run: a check unit is
                                     # added to the restored (throw-away) system
     summary:
@@ -47,6 +49,7 @@ SCREENS = ("welcome", "bundles", "host", "unlock", "disks", "plan", "confirm", "
            "summary")
 NETWORK = re.compile(r"^(dhcp|none|original|static:\S+)$")
 THEN = ("poweroff", "reboot", "shell", "wait")
+ON_ERROR = ("ask", "skip", "stop")
 
 # per screen: key -> (type, is a path)
 KEYS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
@@ -61,7 +64,7 @@ KEYS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
              "auth": (str, False), "amanda-host": (str, False), "until": (str, False),
              "dle": (list, False), "jobs": (int, False), "nics": (dict, False)},
     "run": {"allow-partial": (bool, False), "finalize": (bool, False), "target": (str, False),
-            "drill": (bool, False)},
+            "drill": (bool, False), "on-error": (str, False)},
     "summary": {"report": (str, True), "then": (str, False), "on-failure": (str, False)},
 }
 SFTP = {"host": str, "port": int, "user": str, "path": str, "host_key": str, "ssh_key": str}
@@ -176,6 +179,9 @@ def _semantics(out: dict, where: str) -> None:
         for a, b in m.items():
             if not isinstance(a, str) or not isinstance(b, str):
                 raise _err(where, f"{k}: {a!r}: {b!r}: expected ORIGINAL: HERE (two names)")
+    on_error = (out.get("run") or {}).get("on-error")
+    if on_error is not None and on_error not in ON_ERROR:
+        raise _err(where, f"run.on-error: {on_error!r}: expected one of {', '.join(ON_ERROR)}")
     target = (out.get("run") or {}).get("target")
     if target is not None and not target.startswith("/"):
         raise _err(where, f"run.target: {target!r}: expected an absolute path")
@@ -191,6 +197,45 @@ def load(path) -> Answers:
     return validate(doc, path.parent, path)
 
 
+def catalog_args(a: Answers) -> list[str]:
+    """The options that say where the catalog and volumes are, and how the
+    disks open: `plan` and `recover` take them alike."""
+    argv = []
+    disks = a.screens.get("disks") or {}
+    if disks.get("luks-key-file"):
+        argv += ["--luks-key-file", disks["luks-key-file"]]
+    plan = a.screens.get("plan") or {}
+    for k in ("amanda-host", "until", "config", "auth"):
+        if plan.get(k):
+            argv += [f"--{k}", str(plan[k])]
+    if plan.get("server"):
+        argv += ["--server", plan["server"]]
+    for b in plan.get("catalog-bundle") or []:
+        argv += ["--catalog-bundle", b]
+    for old, new in (plan.get("nics") or {}).items():
+        argv += ["--nic", f"{old}={new}"]
+    return argv
+
+
+def run_args(a: Answers) -> list[str]:
+    """The options only `recover` takes: which DLEs, how many at once, what a
+    failure does, whether the system is made bootable."""
+    argv = []
+    plan = a.screens.get("plan") or {}
+    for d in plan.get("dle") or []:
+        argv += ["--dle", str(d)]
+    if plan.get("jobs"):
+        argv += ["--jobs", str(plan["jobs"])]
+    run = a.screens.get("run") or {}
+    if run.get("allow-partial"):
+        argv.append("--allow-partial")
+    if run.get("finalize") is False:
+        argv.append("--no-finalize")
+    if run.get("on-error"):
+        argv += ["--on-error", run["on-error"]]
+    return argv
+
+
 def recover_argv(a: Answers, bundle: str, default_target: str = "/mnt/target") -> list[str]:
     """The `recover` command line the answers stand for (the same parser checks it)."""
     argv = ["recover", "--bundle", bundle,
@@ -202,28 +247,8 @@ def recover_argv(a: Answers, bundle: str, default_target: str = "/mnt/target") -
         argv += ["--passphrase-file", unlock["passphrase-file"]]
     for s in unlock.get("signers") or []:
         argv += ["--signer", str(s)]
-    disks = a.screens.get("disks") or {}
-    for old, new in (disks.get("map") or {}).items():
+    for old, new in ((a.screens.get("disks") or {}).get("map") or {}).items():
         argv += ["--map", f"{old}={new}"]
-    if disks.get("luks-key-file"):
-        argv += ["--luks-key-file", disks["luks-key-file"]]
-    plan = a.screens.get("plan") or {}
-    for k in ("vtapes", "amanda-host", "until", "config", "auth"):
-        if plan.get(k):
-            argv += [f"--{k}", str(plan[k])]
-    if plan.get("server"):
-        argv += ["--server", plan["server"]]
-    for b in plan.get("catalog-bundle") or []:
-        argv += ["--catalog-bundle", b]
-    for d in plan.get("dle") or []:
-        argv += ["--dle", str(d)]
-    if plan.get("jobs"):
-        argv += ["--jobs", str(plan["jobs"])]
-    for old, new in (plan.get("nics") or {}).items():
-        argv += ["--nic", f"{old}={new}"]
-    run = a.screens.get("run") or {}
-    if run.get("allow-partial"):
-        argv.append("--allow-partial")
-    if run.get("finalize") is False:
-        argv.append("--no-finalize")
-    return argv
+    if (a.screens.get("plan") or {}).get("vtapes"):
+        argv += ["--vtapes", a.screens["plan"]["vtapes"]]
+    return argv + catalog_args(a) + run_args(a)

@@ -49,7 +49,7 @@ from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError, C
                                RefusedError)
 from essentials import cliutil, doctor
 
-from . import events
+from . import events, progress
 from essentials.runner import Cmd, Recorded, Runner, display
 
 from .bundles import add_key_options, forget_home_copies, forget_opened, key_options
@@ -159,6 +159,7 @@ def cmd_plan(args) -> int:
         sizes = _image_sizes(s, [st for st, _ in steps])
         for r, (st, _) in zip(doc["restores"], steps):
             r["bytes"] = sizes.get((st.host, st.disk))
+        doc["estimate"] = _estimate(s, [st for st, _ in steps], sizes)
         print(json.dumps(doc, indent=1, default=str))
         return code
     print(f"Host {s.bundle.host}, target {s.target} (journal and state in {s.workdir})")
@@ -175,6 +176,9 @@ def cmd_plan(args) -> int:
                         else f"    $ {c}" for c in cmds))
     for h, d, msg in errors:
         print(f"  NOT RESTORABLE {h}:{d or '*'}: {msg}")
+    if steps:
+        steps_only = [st for st, _ in steps]
+        print(f"  {estimate_text(_estimate(s, steps_only, _image_sizes(s, steps_only)))}")
     print("Finalize plan (after the restore; from the bundle's /etc):")
     print("\n".join(show.text(fin.actions)))
     for f in fin.findings:
@@ -189,6 +193,35 @@ def cmd_plan(args) -> int:
         print("\n".join(f"  {r}" for r in refused))
         print("  map the disks elsewhere with --map ORIGINAL=DISK")
     return code
+
+
+def _estimate(s: Session, steps, sizes: dict) -> dict:
+    """The restores' bytes and the throughput measured on their volumes now
+    (restore/estimate.py): {"bytes", "rate", "measured", "seconds"}."""
+    from .restore import estimate
+    known = [sizes.get((st.host, st.disk)) for st in steps]
+    total = sum(b for b in known if b) or None
+    try:
+        m = estimate.measure(s.library(), steps)
+    except (AmdrError, OSError):
+        m = None
+    return {"bytes": total, "unknown": sum(1 for b in known if not b),
+            "rate": round(m.rate) if m else None, "measured": m.what if m else None,
+            "seconds": round(estimate.seconds_for(total, m), 1)
+            if estimate.seconds_for(total, m) is not None else None}
+
+
+def estimate_text(e: dict) -> str:
+    """The estimate as one line for people (plan, the text UI)."""
+    if not e.get("bytes"):
+        return "Estimate: the images' sizes are not known here (a tape drive or a server)"
+    size = f"{e['bytes'] / 1e6:,.0f} MB on the volumes"
+    if not e.get("rate"):
+        return f"Estimate: {size}; the throughput could not be measured here"
+    secs = e["seconds"]
+    took = f"{max(1, secs):.0f} s" if secs < 120 else f"{secs / 60:.0f} min"
+    return (f"Estimate: {size} at {e['rate'] / 1e6:.0f} MB/s (measured now: "
+            f"{e['measured']}): about {took} of reading, the restores' writes on top")
 
 
 def _image_sizes(s: Session, steps) -> dict:
@@ -375,11 +408,14 @@ def restore_jobs(jobs, lib) -> int:
 
 
 def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None,
-               errors=None, jobs=None, disk_actions=None):
+               errors=None, jobs=None, disk_actions=None, on_error="ask"):
     """Each DLE on its own, `jobs` at a time (restore/streams.py: parents first,
-    never two streams on one volume): a failure is recorded with its reason and
-    the others go on.  Returns (results, errors: not restorable or failed); the
-    lists given are filled as it goes, so an interrupted run still reports."""
+    never two streams on one volume).  A DLE that fails is put to the person
+    (on_error "ask": retry once the cause is fixed, skip it, stop the run;
+    with nobody to ask, and with "skip", it is recorded with its reason and
+    the others go on; "stop" ends the run there).  Returns (results, errors:
+    not restorable or failed); the lists given are filled as it goes, so an
+    interrupted run still reports; s.stopped says the run was stopped."""
     import threading
 
     from .restore import crypt, streams
@@ -413,8 +449,8 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
         with lock:
             via = f" through amrecover from {lib.host}" if getattr(lib, "remote", False) \
                 else ""
-            print(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
-                  f"{st.directory}{via}", flush=True)
+            progress.say(f"restoring {st.host}:{st.disk} levels {st.chain.levels} into "
+                         f"{st.directory}{via}")
         if not is_tar(st.program) and not runner.dry_run and os.path.isdir(st.directory):
             pos = journal.position(f"{st.host}:{st.disk}",
                                    [(d.date, d.level) for d in st.chain.dumps])
@@ -427,20 +463,60 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
                                 f"holds {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}"
                                 f": `amdr-recover recover --restart` makes it again")
         events.emit("dle", dle=f"{st.host}:{st.disk}", state="restoring")
-        r = driver.restore_step(runner, st, lib, progress=ProgressLines(), journal=journal,
-                                remake=lambda x: remake_filesystem(s, runner, x, disk_actions))
+        shown = progress.Progress()
+        try:
+            r = driver.restore_step(runner, st, lib, progress=shown, journal=journal,
+                                    remake=lambda x: remake_filesystem(s, runner, x,
+                                                                       disk_actions))
+        finally:
+            shown.close()
         events.emit("dle", dle=f"{st.host}:{st.disk}", state="done", bytes=r.bytes,
                     seconds=round(r.seconds, 1), levels=r.levels)
         with lock:
             if r.skipped == len(st.chain.dumps):
-                print(f"{st.host}:{st.disk}: every image was restored by an earlier run "
-                      f"(journal {journal.path}); `restore --restart` restores it again",
-                      flush=True)
+                progress.say(f"{st.host}:{st.disk}: every image was restored by an earlier "
+                             f"run (journal {journal.path}); `restore --restart` restores "
+                             f"it again")
             elif r.skipped:
-                print(f"{st.host}:{st.disk}: {r.skipped} image(s) restored by an earlier "
-                      f"run, continued from level {st.chain.levels[r.skipped]}", flush=True)
+                progress.say(f"{st.host}:{st.disk}: {r.skipped} image(s) restored by an "
+                             f"earlier run, continued from level "
+                             f"{st.chain.levels[r.skipped]}")
             results.append(r)
         return r
+
+    stop = threading.Event()
+    s.stopped = False
+
+    def decide(st, e) -> str:
+        if stop.is_set():
+            return "stop"
+        if on_error in ("skip", "stop"):
+            return on_error
+        lines = str(e).splitlines() or ["(no message)"]
+        said = lines[:1] + (["..."] if len(lines) > 5 else []) + lines[1:][-4:]
+        return events.ask("failed", f"{st.host}:{st.disk} was not restored:\n"
+                          + "\n".join(said), ["retry", "skip", "stop"],
+                          default="skip") or "skip"
+
+    def attempt(st):
+        while True:
+            if stop.is_set():
+                raise AmdrError("not restored: the recovery was stopped")
+            try:
+                return one(st)
+            except Exception as e:  # noqa: BLE001 - put to the person, then recorded
+                choice = decide(st, e)
+                if choice == "retry":
+                    print(f"{st.host}:{st.disk}: failed ({e}); restoring it again, as asked "
+                          f"(the journal keeps the images already restored)", flush=True)
+                    continue
+                if choice == "stop" and not stop.is_set():
+                    stop.set()
+                    s.stopped = True
+                    print("stopping, as asked: no other DLE is started, the streams "
+                          "running now are ended", flush=True)
+                    runner.terminate_all()
+                raise
 
     def failed(st, e):
         if not isinstance(e, AmdrError):
@@ -457,57 +533,45 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
         if n > 1 and len(steps) > 1:
             print(f"restoring up to {n} DLEs at once (--jobs): parents first, one stream "
                   f"per volume")
-        streams.run(steps, n, one, on_error=failed, on_interrupt=runner.terminate_all)
+        streams.run(steps, n, attempt, on_error=failed, on_interrupt=runner.terminate_all,
+                    should_stop=stop.is_set)
+    seen = {(r.host, r.disk) for r in results} | {(h, d) for h, d, _ in errors}
+    for st in steps:
+        if (st.host, st.disk) not in seen:
+            errors.append((st.host, st.disk, f"{st.host}:{st.disk}: not restored: the "
+                                             f"recovery was stopped before it began"))
     order = {(st.host, st.disk): i for i, st in enumerate(steps)}
     results.sort(key=lambda r: order.get((r.host, r.disk), 0))
     return results, errors
 
 
-class ProgressLines:
-    """A restore's progress (driver.Progress) as a line now and then: every 5 s on
-    a terminal, every 30 s into a log; the per-DLE table ends the run."""
-
-    def __init__(self, every: float | None = None):
-        import time
-        env = os.environ.get("AMDR_PROGRESS_SECONDS")  # tests and the UI's log: say how often
-        if every is None and env:
-            every = float(env)
-        self.every = every if every is not None else (5.0 if sys.stdout.isatty() else 30.0)
-        self.clock = time.monotonic
-        self.last = self.last_event = self.clock()
-
-    def __call__(self, ev):
-        now = self.clock()
-        if now - self.last_event >= 1.0 or ev.done == ev.total:
-            self.last_event = now
-            events.emit("progress", dle=f"{ev.host}:{ev.disk}", level=ev.level,
-                        image=ev.image, images=ev.images, done=ev.done, total=ev.total,
-                        rate=round(ev.rate), eta=None if ev.eta is None else round(ev.eta, 1))
-        if now - self.last >= self.every:
-            self.last = now
-            print(ev.line(), flush=True)
-
-
-def go_on_without(errors, allow: bool):
-    """Some DLEs cannot be restored: the person decides, before any wipe."""
+def go_on_without(errors, allow: bool) -> str:
+    """Some DLEs cannot be restored: the person decides, before any wipe.
+    "retry" (check again: the medium with a missing volume attached) or
+    "skip" (go on without them); stopping raises RefusedError."""
     print("These DLEs cannot be restored (checked before any disk is touched):")
     for _, _, m in errors:
         print(f"  {m}")
     if allow:
         print("going on without them (--allow-partial): their filesystems are made, empty")
-        return
-    if not sys.stdin.isatty():
+        return "skip"
+    text = ("These DLEs cannot be restored (no disk was touched yet):\n"
+            + "\n".join(f"  {m}" for _, _, m in errors)
+            + "\nAttach what is missing and retry, or recreate the disks and restore "
+              "the others without them.")
+    choice = events.ask("unrestorable", text, ["retry", "skip", "stop"], default=None)
+    if choice is None:
         raise RefusedError("no disk was touched: some DLEs cannot be restored (named above); "
                            "fix what is named, or pass --allow-partial to recreate the disks "
                            "and restore the others")
-    answer = input("Recreate the disks and restore the others without them? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise RefusedError("not confirmed; no disk was touched")
+    if choice == "stop":
+        raise RefusedError("stopped, as asked; no disk was touched")
+    return choice
 
 
 _ARGV: list[str] = []  # this run's arguments (main), for the resume command
 _DROP = {"--yes", "--restart", "--allow-partial", "--no-finalize"}
-_DROP_VALUE = {"--dle", "--report", "--jobs", "--nic"}
+_DROP_VALUE = {"--dle", "--report", "--jobs", "--nic", "--on-error"}
 
 
 def resume_hint(s: Session, errors, steps=()) -> list[str]:
@@ -590,7 +654,8 @@ def cmd_restore(args) -> int:
         if old:
             print(f"restoring everything again: the restore journal is set aside as {old}")
     try:
-        do_restore(s, Runner(), args.dle, results=results, errors=errors, jobs=args.jobs)
+        do_restore(s, Runner(), args.dle, results=results, errors=errors, jobs=args.jobs,
+                   on_error=args.on_error)
     finally:
         finalize_run.reset(s.workdir)  # the files it changed are restored anew
         end_of_restore(s, results, errors, args.report)
@@ -679,8 +744,13 @@ def cmd_recover(args) -> int:
                 dles=[{"dle": f"{st.host}:{st.disk}", "levels": st.chain.levels}
                       for st in steps],
                 errors=[m for _, _, m in planned_errors])
-    if planned_errors:
-        go_on_without(planned_errors, args.allow_partial)
+    while planned_errors and go_on_without(planned_errors, args.allow_partial) == "retry":
+        lib, steps, planned_errors = planned_restores(s, args.dle)
+        print(f"checked again: {len(steps)} DLE(s) can be restored, "
+              f"{len(planned_errors)} cannot", flush=True)
+        if not steps:
+            raise AmdrError("nothing can be restored, so no disk was touched:\n  "
+                            + "\n  ".join(m for _, _, m in planned_errors))
     if not args.no_finalize:
         s.disk_plan(runner)  # the mapping finalize plans with (and diskinit's refusals)
         fin = s.finalize_plan(runner, from_bundle=True, nic_pins=_nics(args.nic))
@@ -695,14 +765,18 @@ def cmd_recover(args) -> int:
     events.emit("step", step="restore", state="start")
     try:
         do_restore(s, runner, args.dle, planned=(lib, steps, planned_errors), results=results,
-                   errors=errors, jobs=args.jobs, disk_actions=actions)
+                   errors=errors, jobs=args.jobs, disk_actions=actions,
+                   on_error=args.on_error)
     finally:
         end_of_restore(s, results, errors, args.report)
         events.emit("step", step="restore", state="done", restored=len(results),
                     failed=len(errors))
     root_back = any(st.original == "/" for st in steps
                     if (st.host, st.disk) in {(r.host, r.disk) for r in results})
-    if args.no_finalize:
+    if getattr(s, "stopped", False):
+        print("finalize not run: the recovery was stopped; `amdr-recover restore` restores "
+              "what is named above, then `amdr-recover finalize` makes it bootable")
+    elif args.no_finalize:
         print("finalize not run (--no-finalize): `amdr-recover finalize` makes it bootable")
     elif not root_back:
         print("finalize not run: the root filesystem was not restored; restore it, then run "
@@ -1159,6 +1233,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "cores or more, 1 on a tape drive); a DLE waits for the "
                                  "one whose directory holds it, and no volume is read by "
                                  "two at once")
+            sp.add_argument("--on-error", choices=("ask", "skip", "stop"), default="ask",
+                            help="a DLE whose restore fails: ask (retry, skip, stop) when "
+                                 "a person can answer, else skip it and go on (default); "
+                                 "skip; or stop the run there")
         if name == "restore":
             sp.add_argument("--restart", action="store_true",
                             help="restore every DLE anew (a re-run otherwise skips the images "

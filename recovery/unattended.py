@@ -70,26 +70,43 @@ def network(a: answers_mod.Answers, entry: store.Entry | None = None) -> None:
         u = a.screens.get("unlock") or {}
         b = open_any(entry.path, home=u.get("gnupghome"), passphrase_file=u.get("passphrase-file"),
                      signers=u.get("signers"), interactive=False)
-        doc = b.load_yaml("network/network.yaml") if b.has("network/network.yaml") else {}
-        spec = original_network(doc or {})
-        if spec is None:
-            say("welcome.network original: the bundle has no static IPv4 address; the network "
-                "is left as it is")
+        net = bundle_network(b)
+        if net is None:
             return
-        net = spec
-    tool = shutil.which("amdr-net")
+    for line in set_network(net):
+        say(line)
+
+
+def bundle_network(bundle, say=say) -> str | None:
+    """welcome.network original: the host's own static address from its bundle."""
+    doc = bundle.load_yaml("network/network.yaml") if bundle.has("network/network.yaml") \
+        else {}
+    spec = original_network(doc or {})
+    if spec is None:
+        say("welcome.network original: the bundle has no static IPv4 address; the network "
+            "is left as it is")
+    return spec
+
+
+def set_network(net: str) -> list[str]:
+    """amdr-net --apply NET on the live system (dhcp, none, static:...), then
+    the addresses it has: the lines to show."""
+    tool = shutil.which("amdr-net") or ("/usr/local/sbin/amdr-net"
+                                        if os.path.exists("/usr/local/sbin/amdr-net") else None)
     if not is_live() or tool is None:
-        say(f"welcome.network {net}: set on the live system only; this machine's network "
-            f"is left as it is")
-        return
+        return [f"welcome.network {net}: set on the live system only; this machine's network "
+                f"is left as it is"]
     r = subprocess.run([tool, "--apply", net], capture_output=True, text=True)
-    say(f"welcome.network {net}: {(r.stdout + r.stderr).strip() or 'exit ' + str(r.returncode)}")
+    out = [f"welcome.network {net}: "
+           f"{(r.stdout + r.stderr).strip() or 'exit ' + str(r.returncode)}"]
     wait = subprocess.run(["/lib/systemd/systemd-networkd-wait-online", "--any", "--timeout=20"],
                           capture_output=True, text=True)
     shown = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
                            capture_output=True, text=True).stdout.split("\n")
-    say("network now: " + ("; ".join(" ".join(ln.split()) for ln in shown if ln.strip())
-                           or "no address") + ("" if wait.returncode == 0 else " (not online)"))
+    out.append("network now: " + ("; ".join(" ".join(ln.split()) for ln in shown if ln.strip())
+                                  or "no address") + ("" if wait.returncode == 0
+                                                      else " (not online)"))
+    return out
 
 
 def find_bundle(a: answers_mod.Answers, store_dir: str) -> store.Entry:

@@ -45,10 +45,11 @@ def waits_for(steps) -> list[set[int]]:
 
 
 def run(steps: list, jobs: int, restore_one, on_error=None,
-        on_interrupt=None) -> list[Outcome]:
+        on_interrupt=None, should_stop=None) -> list[Outcome]:
     """restore_one(step) for every step, up to `jobs` at once under the rules
     above; the outcomes in the steps' order.  on_error(step, exc) is called as
-    a failure happens.  Interrupted (Ctrl-C, SIGTERM: they reach this thread),
+    a failure happens; once should_stop() is true no other step starts (the
+    ones never started have no outcome).  Interrupted (Ctrl-C, SIGTERM: they reach this thread),
     on_interrupt() stops what runs (kills the streams' processes), the
     streams' ends are recorded like any failure, and the interrupt goes on."""
     jobs = max(1, int(jobs))
@@ -77,6 +78,8 @@ def run(steps: list, jobs: int, restore_one, on_error=None,
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
             while pending or running:
+                if should_stop is not None and should_stop():
+                    pending.clear()
                 if not fatal:
                     for i in list(pending):
                         if len(running) >= jobs:

@@ -50,6 +50,8 @@ class App:
         self._child = None
         self._events_buf = b""
         self._out_buf = b""
+        self._replies = None
+        self.dialog_view = None
 
     # -- what every screen may show ---------------------------------------------------
     def _doctor(self) -> tuple[bool, str]:
@@ -67,12 +69,18 @@ class App:
         return "; ".join(" ".join(ln.split()) for ln in r.stdout.splitlines() if ln.strip())
 
     def set_network(self, value: str) -> None:
-        tool = "/usr/local/sbin/amdr-net"
-        if not os.path.exists(tool):
-            self.say(f"network {value}: only on the live system")
-            return
-        r = subprocess.run([tool, "--apply", value], capture_output=True, text=True)
-        self.say(f"network {value}: {(r.stdout + r.stderr).strip()}")
+        """dhcp, none, static:...; original waits for the bundle (after unlock)."""
+        from .. import unattended
+        if value == "original":
+            if self.model.bundle is None:
+                self.model.network_later = value
+                self.say("network original: set once the bundle is open")
+                return
+            value = unattended.bundle_network(self.model.bundle, self.say)
+            if value is None:
+                return
+        for line in unattended.set_network(value):
+            self.say(line)
 
     def say(self, line: str) -> None:
         self.model.say(line)
@@ -90,6 +98,9 @@ class App:
                 self.quit()
                 return
             sc = self.screens[self.index]
+            if sc.name == "disks" and self.model.network_later:
+                self.set_network(self.model.network_later)  # the bundle is open now
+                self.model.network_later = None
             answered = self.answers is not None and sc.name in self.answers.screens
             if not answered and sc.name not in ("run", "summary") and sc.satisfied():
                 self.say(f"{sc.name}: as proposed")
@@ -136,12 +147,21 @@ class App:
     def start_run(self) -> None:
         rfd, wfd = os.pipe()
         env = dict(os.environ, AMDR_EVENTS=str(wfd), AMDR_PROGRESS_SECONDS="2")
+        keep = [wfd]
+        if not self.headless:  # the engine's questions come here, the answers go back
+            ask_r, self._replies = os.pipe()
+            env["AMDR_REPLIES"] = str(ask_r)
+            keep.append(ask_r)
+        else:
+            self.model.on_error = "skip" if self.model.on_error == "ask" else \
+                self.model.on_error  # nobody to ask: a failed DLE is skipped, said so
         argv = self.model.recover_argv()
         self.say("$ amdr-recover " + " ".join(argv[3:]))
         self._child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, pass_fds=(wfd,), env=env,
+                                       stdin=subprocess.DEVNULL, pass_fds=tuple(keep), env=env,
                                        start_new_session=True)
-        os.close(wfd)
+        for fd in keep:
+            os.close(fd)
         self._events_fd = rfd
         if self.headless:
             self._pump_headless()
@@ -167,8 +187,57 @@ class App:
         view = self.current().view
         for ln in lines:
             ev = events_mod.parse(ln)
-            if ev and hasattr(view, "event"):  # (the run screen; not once it ended)
+            if ev and ev["kind"] == "ask":
+                self.ask(ev)
+            elif ev and hasattr(view, "event"):  # (the run screen; not once it ended)
                 view.event(ev)
+
+    ASKED = {"retry": "Retry (once what is named is fixed)",
+             "skip": "Skip it and go on with the others",
+             "loaded": "The volume is loaded: go on",
+             "stop": "Stop the recovery"}
+
+    def ask(self, ev: dict) -> None:
+        """The engine asks (a DLE failed, a volume is wanted): a dialog over the
+        run screen; the choice goes back to the engine, which waits for it."""
+        text = str(ev.get("text") or "")
+        self.say(f"asked: {text}")
+        under = self.loop.widget
+        items = [(self.ASKED.get(c, c), c) for c in ev.get("choices") or []]
+        items.append(("Open a shell (then choose here)", "shell"))
+
+        def picked(choice):
+            if choice == "shell":
+                self.open_shell()
+                self.dialog_view.walker.set_focus(0)  # back: the first choice (retry)
+                return
+            self.say(f"answered: {choice}")
+            try:
+                os.write(self._replies, (json.dumps({"id": ev.get("id"), "choice": choice})
+                                         + "\n").encode())
+            except OSError as e:
+                self.say(f"the engine did not take the answer: {e}")
+            self.loop.widget = under
+
+        self.loop.widget, self.dialog_view = views.dialog(
+            text.splitlines(), items, picked, under,
+            title=f"a person must decide: question {ev.get('id')}")
+
+    def open_shell(self) -> None:
+        """The shell: tmux's shell window on the live console, else a shell here
+        while the screens wait."""
+        if os.environ.get("TMUX") and subprocess.run(
+                ["tmux", "select-window", "-t", ":1"], capture_output=True).returncode == 0:
+            self.say("shell: tmux window 1 (Ctrl-b 0 comes back)")
+            return
+        self.say("shell: `exit` comes back to the screens")
+        self.loop.screen.stop()
+        try:
+            print("amanda-dr: a shell; `exit` comes back to the recovery's screens", flush=True)
+            subprocess.run([os.environ.get("SHELL") or "/bin/bash"], check=False)
+        finally:
+            self.loop.screen.start()
+            self.loop.screen.clear()
 
     def _on_output(self) -> None:
         lines = self._lines(self._child.stdout.fileno(), "_out_buf")
@@ -212,6 +281,9 @@ class App:
 
     def _finished(self, rc: int) -> None:
         self.result = rc
+        if self._replies is not None:
+            os.close(self._replies)
+            self._replies = None
         self.say(f"run: amdr-recover recover exit {rc}")
         try:
             self.report = json.loads(Path(self.model.report_path()).read_text())
@@ -254,9 +326,13 @@ class App:
             self.show_log()
 
     def show_log(self) -> None:
-        sc = self.current()
-        log = views.InfoView(self.model.log[-300:] or ["(nothing yet)"],
-                             lambda: self.show(sc), "Enter: back")
+        back = self.loop.widget  # the screen as it was (a run's rows, a dialog)
+
+        def restore():
+            self.loop.widget = back
+
+        log = views.InfoView(self.model.log[-300:] or ["(nothing yet)"], restore, "Enter: back")
+        log.walker.set_focus(max(0, len(log.walker) - 1))
         self.loop.widget = views.frame("log", "", log, "Enter: back")
 
     def run(self) -> int:
@@ -326,6 +402,7 @@ def main(args) -> int:
     if args.no_finalize:
         m.finalize = False
     if a is not None:
+        m.answers = a
         b = a.screens.get("bundles") or {}
         m.media += [x for x in b.get("media") or [] if x not in m.media]
         if a.get("unlock", "gnupghome"):

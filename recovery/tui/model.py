@@ -52,6 +52,9 @@ class Model:
     bundle: object = None
     plan: dict | None = None
     log: list[str] = field(default_factory=list)
+    answers: object = None  # recovery.answers.Answers: its catalog and run options
+    on_error: str = "ask"
+    network_later: str | None = None
 
     @property
     def state_dir(self) -> str:
@@ -128,6 +131,9 @@ class Model:
             a += ["--map", f"{old}={new}"]
         if self.vtapes:
             a += ["--vtapes", self.vtapes]
+        if self.answers is not None:  # catalog-bundle, server, until, luks-key-file...
+            from ..answers import catalog_args
+            a += catalog_args(self.answers)
         return a
 
     def make_plan(self) -> dict:
@@ -145,10 +151,19 @@ class Model:
         return doc
 
     def recover_argv(self) -> list[str]:
+        """The engine's command: what the screens decided, and the answers'
+        run options (dle, jobs; on-error unless a person answers here)."""
+        extra = []
+        if self.answers is not None:
+            from ..answers import run_args
+            extra = [x for x in run_args(self.answers)
+                     if x not in ("--allow-partial", "--no-finalize")]
+        if "--on-error" not in extra:
+            extra += ["--on-error", self.on_error]
         return (engine_argv() + ["recover"] + self.common_args()
                 + ([] if self.finalize else ["--no-finalize"])
                 + (["--allow-partial"] if self.allow_partial else [])
-                + ["--yes", "--report", self.report_path()])
+                + extra + ["--yes", "--report", self.report_path()])
 
     def report_path(self) -> str:
         return str(Path(self.state_dir) / "restore-report.json")

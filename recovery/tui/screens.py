@@ -58,6 +58,7 @@ class Welcome(Screen):
         lines = [self.app.doctor_line, ""] + machine_facts(self.model.media) + [
             f"bundles: {len(self.model.entries)} host(s) found"]
         items = [("Go on", "go"), ("Network: DHCP", "dhcp"),
+                 ("Network: the host's own address (from its bundle)", "original"),
                  ("Network: none", "none")]
         return views.ChoiceView(lines, items, self.picked)
 
@@ -67,7 +68,11 @@ class Welcome(Screen):
         self.next()
 
     def answer(self, value) -> None:
-        self.view.choose((value or {}).get("network", "go"))
+        net = (value or {}).get("network", "go")
+        if net.startswith("static:"):  # typed in the file: no item stands for it
+            self.picked(net)
+        else:
+            self.view.choose(net)
 
 
 class Bundles(Screen):
@@ -283,6 +288,9 @@ class Plan(Screen):
             chain = "; ".join(f"L{d.get('level')}: {d.get('label')} {d.get('filenum')}"
                               for d in r.get("dumps") or [])
             out.append(f"  {r.get('disk')} -> {r.get('directory')}: {chain}")
+        if p.get("estimate"):
+            from ..cli import estimate_text
+            out.append(estimate_text(p["estimate"]))
         return out
 
     def answer(self, value) -> None:
@@ -310,7 +318,10 @@ class Confirm(Screen):
                                    for d in p.get("mapping") or []]
         n = len(p.get("restores") or [])
         size = sum(r.get("bytes") or 0 for r in p.get("restores") or [])
-        lines.append(f"then {n} DLE(s) restored ({size / 1e6:.0f} MB on the volumes)"
+        secs = (p.get("estimate") or {}).get("seconds")
+        about = "" if secs is None else f", about {secs / 60:.0f} min" if secs >= 120 \
+            else f", about {max(1, secs):.0f} s"
+        lines.append(f"then {n} DLE(s) restored ({size / 1e6:.0f} MB on the volumes{about})"
                      + (", and the system made bootable here." if m.finalize else
                         " (files only: not made bootable)."))
         return views.AskView(lines + ["", f"Type the host name ({m.host}) to go ahead:"],

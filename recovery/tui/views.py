@@ -184,6 +184,32 @@ class RunView(urwid.WidgetWrap):
             self.overall.set_text(f"all    {done_all / 1e6:.0f} MB")
 
 
+def dialog(lines: list[str], items: list[tuple[str, object]], on_pick,
+           under: urwid.Widget, title: str = "a person must decide",
+           width: int = 76) -> tuple[urwid.Overlay, ChoiceView]:
+    """A question in a box over the screen it interrupts: the text, the
+    choices (Enter picks), the screen still seen around it."""
+    def rows_of(t):
+        return len(urwid.Text(t).render((width - 2,)).text)
+
+    room = 22 - len(items) - 5
+    if sum(rows_of(t) for t in lines) > room:  # the first line and the last ones fit
+        head, tail = lines[:1], []
+        left = room - rows_of(lines[0]) - 1
+        for t in reversed(lines[1:]):
+            if rows_of(t) > left:
+                break
+            tail.insert(0, t)
+            left -= rows_of(t)
+        lines = head + ["... (the whole message: F2, the log)"] + tail
+    view = ChoiceView(lines, items, on_pick)
+    rows = sum(rows_of(t) for t in lines)
+    box = urwid.LineBox(view, title=title)
+    return urwid.Overlay(box, under, align="center", width=("relative", 96),
+                         valign="middle", height=min(22, rows + len(items) + 5),
+                         min_width=40), view
+
+
 def frame(title: str, step: str, body: urwid.Widget, keys: str) -> urwid.Frame:
     head = urwid.Text([("title", f" amanda-dr recovery: {title}"), f"   {step}"])
     foot = urwid.Text(("dim", keys))

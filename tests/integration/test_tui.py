@@ -176,6 +176,7 @@ def test_a_person_at_the_keyboard(lab, keys, tmp_path):
             t.type(f"{lab.loop}={new}")
             s = t.wait("Type the host name (localhost)")
             assert new in s and "WIPED" in s
+            assert "MB on the volumes, about" in s  # the estimate measured on the volumes
             t.type("web1")
             t.wait("'web1' is not localhost: nothing was touched")
             assert sh(["blkid", "-p", new], check=False) == ""
@@ -235,6 +236,116 @@ def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_p
         finally:
             t.close()
             umount_target(target)
+
+
+def test_a_dle_that_fails_during_the_run_is_asked_about(lab, keys, tmp_path):
+    """An image whose header is sound and whose data is cut (the check before
+    the wipe reads headers only): the run asks.  Retry while it is still cut
+    asks again; a shell from the dialog, where the person puts the image
+    back; retry: every DLE as it was.  Nothing else stopped meanwhile."""
+    vt = lab.base / f"vtapes-{tmp_path.name}"
+    shutil.copytree(lab.vtapes, vt)
+    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    name = lab.data_disk.replace("/", "_")
+    image = sorted(vt.glob(f"slot*/0*.localhost.{name}.1"))[0]
+    saved = tmp_path / "image.saved"
+    shutil.copy(image, saved)
+    with open(image, "r+b") as f:
+        f.truncate(32768 + 4096)
+    target = tmp_path / "target"
+    shots = ARTIFACTS / "failed-dle"
+    with blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        t = tui_in_tmux("amdr-tui-failed", tmp_path, m, target, shots, vt)
+        try:
+            t.wait("Pick the host")
+            t.keys("Enter")
+            t.wait("passphrase:")
+            t.type(PASS)
+            t.wait("map:")
+            t.type(f"{lab.loop}={new}")
+            t.wait("Type the host name (localhost)")
+            t.type("localhost")
+            s = t.wait("question 1", timeout=300)
+            assert f"localhost:{lab.data_disk}" in s and "was not restored" in s
+            assert "Retry" in s and "Skip it" in s and "Open a shell" in s
+            assert len(s.splitlines()) <= 24
+            t.keys("Enter")  # retry: still cut, so asked again
+            s = t.wait("question 2", timeout=180)
+            assert f"localhost:{lab.data_disk}" in s and "was not restored" in s
+            t.keys("Down", "Down", "Down", "Enter")  # open a shell
+            t.wait("`exit` comes back")
+            t.type(f"cp {saved} {image} && exit")
+            s = t.wait("question 2")  # the same question, drawn again
+            t.keys("Enter")  # retry, now that the image is whole
+            s = t.wait("every DLE restored", timeout=300)
+            t.keys("Enter")
+            t.wait("TUI-EXIT=0")
+            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
+        finally:
+            t.close()
+            umount_target(target)
+    report = (target.parent / "target.amdr" / "restore-report.json").read_text()
+    assert '"errors": []' in report
+
+
+def test_stop_on_error_ends_the_run_where_it_failed(lab, keys, tmp_path):
+    """`recover --on-error stop` without a terminal: the DLE whose image is cut
+    fails, nothing after it starts, the run says it stopped (exit 1) and how
+    to go on."""
+    vt = lab.base / f"vtapes-{tmp_path.name}"
+    shutil.copytree(lab.vtapes, vt)
+    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    image = sorted(vt.glob(f"slot*/0*.localhost.{lab.root_disk.replace('/', '_')}.1"))[0]
+    with open(image, "r+b") as f:  # the header whole, the data cut in its first block
+        f.truncate(32768 + 700)
+    target = tmp_path / "target"
+    with blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        try:
+            p = amdr("amdr-recover", "recover", "--bundle", lab.sealed, "--gnupghome",
+                     m / "keys", "--passphrase-file", m / "pass", "--target", target, "--map",
+                     f"{lab.loop}={new}", "--vtapes", vt, "--yes", "--jobs", "1",
+                     "--on-error", "stop", "--no-finalize")
+        finally:
+            umount_target(target)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    assert "stopping, as asked" in out and "finalize not run: the recovery was stopped" in out
+    # / failed; /srv waits for / and was never begun
+    assert f"NOT RESTORED localhost:{lab.data_disk}: localhost:{lab.data_disk}: not " \
+           f"restored: the recovery was stopped before it began" in out, out
+    assert f"restoring localhost:{lab.data_disk}" not in out
+    assert f"amdr-recover restore" in out  # the command that goes on from here
+
+
+def test_recover_in_a_terminal_draws_a_line_per_dle(lab, keys, tmp_path):
+    """`recover` typed in a terminal: a progress line per DLE that ends at 100%
+    with its size, rate and ETA (tqdm); into a pipe, the plain lines only."""
+    target = tmp_path / "target"
+    with blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        argv = [BIN / "amdr-recover", "recover", "--bundle", lab.sealed, "--gnupghome",
+                m / "keys", "--passphrase-file", m / "pass", "--target", target, "--map",
+                f"{lab.loop}={new}", "--vtapes", lab.vtapes, "--no-finalize", "--yes",
+                "--jobs", "1"]
+        t = Tmux("amdr-cli-progress", " ".join(map(str, argv))
+                 + "; echo CLI-EXIT=$?; sleep 600", ARTIFACTS / "cli-progress")
+        try:
+            s = t.wait("CLI-EXIT=", timeout=300)
+            assert "CLI-EXIT=0" in s, s
+            bars = [ln for ln in s.splitlines() if "%|" in ln]
+            assert any(ln.startswith(f"{lab.data_disk} L1 2/2: 100%|") for ln in bars), s
+            assert any(ln.startswith(f"...{lab.root_disk[-21:]} L1 2/2: 100%|")
+                       for ln in bars), s
+            assert all("ETA" in ln and "B/s" in ln for ln in bars), bars
+        finally:
+            t.close()
+            umount_target(target)
+        p = amdr(*map(str, argv[:-2]), "--restart", "--jobs", "1")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "%|" not in p.stdout and "restoring localhost:" in p.stdout
+        umount_target(target)
 
 
 def test_three_decisions_when_the_disks_match(keys, tmp_path):

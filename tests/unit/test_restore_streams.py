@@ -96,3 +96,22 @@ def test_an_interrupt_ends_the_run_after_the_running_streams():
         return st.directory
     with pytest.raises(KeyboardInterrupt):
         streams.run(steps, 2, one)
+
+
+def test_once_stopped_nothing_else_starts():
+    """The person chose stop: the streams running end, no other begins, and
+    the ones never started have no outcome (the caller names them)."""
+    steps = [step("/t", "V1"), step("/t/a", "V2"), step("/t/b", "V3"), step("/t/c", "V4")]
+    stop = threading.Event()
+    started = []
+
+    def one(st):
+        started.append(st.directory)
+        if st.directory == "/t":
+            stop.set()
+            raise RuntimeError("failed, and the person said stop")
+        return st.directory
+
+    out = streams.run(steps, 2, one, should_stop=stop.is_set)
+    assert started == ["/t"]
+    assert [o.step.directory for o in out] == ["/t"] and out[0].error is not None

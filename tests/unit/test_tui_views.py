@@ -68,3 +68,24 @@ def test_monochrome_palette():
     # every attribute has a monochrome form (the serial console has no colour)
     assert all(len(p) == 4 and p[3] in ("bold", "standout", "") for p in views.PALETTE)
     assert urwid.AttrSpec("standout", "", colors=1)
+
+
+def test_a_question_is_a_dialog_over_the_screen_and_fits_80x24():
+    got = []
+    under = views.frame("recovering", "8/9", views.InfoView(["the run's rows"]), "F2: log")
+    long = ["web1:/srv was not restored:", "restore web1:/srv level 1: command failed"] + \
+        [f"  stderr: line {i} of a long complaint" for i in range(40)]
+    items = [("Retry", "retry"), ("Skip it", "skip"), ("Stop", "stop"), ("Shell", "shell")]
+    d, view = views.dialog(long, items, got.append, under, title="question 1")
+    text = views.text_of(d, SIZE)
+    lines = text.splitlines()
+    assert len(lines) == 24 and all(len(ln) <= 80 for ln in lines)
+    # the first line and the last ones, every choice, the title
+    assert "web1:/srv was not restored" in text and "line 39 of" in text
+    assert "line 0 of" not in text and "the whole message: F2" in text
+    assert all(label in text for label, _ in items) and "question 1" in text
+    d.keypress(SIZE, "down")
+    d.keypress(SIZE, "enter")
+    assert got == ["skip"]
+    view.choose("retry")  # an answer takes the same path
+    assert got == ["skip", "retry"]
