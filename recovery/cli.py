@@ -470,8 +470,10 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
                                                                        disk_actions))
         finally:
             shown.close()
+        if not runner.dry_run:
+            r.files = count_entries(st.directory)
         events.emit("dle", dle=f"{st.host}:{st.disk}", state="done", bytes=r.bytes,
-                    seconds=round(r.seconds, 1), levels=r.levels)
+                    seconds=round(r.seconds, 1), levels=r.levels, files=r.files)
         with lock:
             if r.skipped == len(st.chain.dumps):
                 progress.say(f"{st.host}:{st.disk}: every image was restored by an earlier "
@@ -545,6 +547,27 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
     return results, errors
 
 
+def count_entries(top: str) -> int | None:
+    """Files, directories and links of the filesystem at `top` (not below
+    another mount: those are their own DLEs' counts)."""
+    try:
+        dev = os.lstat(top).st_dev
+    except OSError:
+        return None
+    n = 0
+    for root, dirs, files in os.walk(top):
+        keep = []
+        for d in dirs:
+            try:
+                if os.lstat(os.path.join(root, d)).st_dev == dev:
+                    keep.append(d)
+            except OSError:
+                pass
+        dirs[:] = keep
+        n += len(files) + len(keep)
+    return n
+
+
 def go_on_without(errors, allow: bool) -> str:
     """Some DLEs cannot be restored: the person decides, before any wipe.
     "retry" (check again: the medium with a missing volume attached) or
@@ -608,11 +631,12 @@ def resume_hint(s: Session, errors, steps=()) -> list[str]:
 
 
 def print_results(results, errors):
-    print(f"{'DLE':40s} {'levels':10s} {'MB':>9s} {'seconds':>8s} {'MB/s':>8s}")
+    print(f"{'DLE':36s} {'levels':8s} {'files':>8s} {'MB':>9s} {'seconds':>8s} {'MB/s':>7s}")
     for r in results:
         mb = r.bytes / 1e6
-        print(f"{r.host + ':' + r.disk:40s} {','.join(map(str, r.levels)):10s} "
-              f"{mb:9.1f} {r.seconds:8.2f} {mb / r.seconds if r.seconds else 0:8.1f}")
+        files = "" if r.files is None else str(r.files)
+        print(f"{r.host + ':' + r.disk:36s} {','.join(map(str, r.levels)):8s} {files:>8s} "
+              f"{mb:9.1f} {r.seconds:8.2f} {mb / r.seconds if r.seconds else 0:7.1f}")
     for r in results:
         for n in r.notes:
             print(f"note {r.host}:{r.disk}: {n}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 
 from essentials.errors import ConfigError
@@ -50,10 +49,15 @@ def _is_library(p: Path) -> bool:
 
 
 def ask_on_terminal(text: str):
-    if not sys.stdin.isatty():
+    """A person loads the volume: asked on the terminal, or in the text UI's
+    dialog (recovery/events.ask); nobody to ask is an error naming the way out."""
+    from ..events import ask
+    choice = ask("volume", text, ["loaded", "stop"], default=None)
+    if choice is None:
         raise ConfigError(f"a person must act ({text}), but there is no terminal to ask on; "
                           f"give --changer, or run this on a terminal")
-    input(text + " ")
+    if choice == "stop":
+        raise MediaError(f"stopped, as asked, at: {text}")
 
 
 class TapeDrive:

@@ -86,6 +86,7 @@ class StepResult:
     skipped: int = 0      # images restored by an earlier run (the restore journal)
     remade: bool = False  # its filesystem was made again (an interrupted dump restore)
     notes: list = field(default_factory=list)  # what a person should know of this restore
+    files: int | None = None  # entries in its filesystem after the restore
 
 
 def reach_part(runner: Runner, step: RestoreStep, library, d, p) -> Header | None:

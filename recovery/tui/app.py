@@ -52,6 +52,7 @@ class App:
         self._out_buf = b""
         self._replies = None
         self.dialog_view = None
+        self.step_times: dict = {}
 
     # -- what every screen may show ---------------------------------------------------
     def _doctor(self) -> tuple[bool, str]:
@@ -189,8 +190,19 @@ class App:
             ev = events_mod.parse(ln)
             if ev and ev["kind"] == "ask":
                 self.ask(ev)
-            elif ev and hasattr(view, "event"):  # (the run screen; not once it ended)
+                continue
+            if ev:
+                self.timed(ev)
+            if ev and hasattr(view, "event"):  # (the run screen; not once it ended)
                 view.event(ev)
+
+    def timed(self, ev: dict) -> None:
+        """Each step's seconds, from its start and done events."""
+        if ev.get("kind") == "step" and ev.get("step"):
+            if ev.get("state") == "start":
+                self.step_times[ev["step"]] = [ev.get("t") or 0, None]
+            elif ev["step"] in self.step_times:
+                self.step_times[ev["step"]][1] = ev.get("t") or 0
 
     ASKED = {"retry": "Retry (once what is named is fixed)",
              "skip": "Skip it and go on with the others",
@@ -272,6 +284,7 @@ class App:
                         continue
                     ev = events_mod.parse(ln)
                     if ev:
+                        self.timed(ev)
                         self.current().view.event(ev)
                         if ev["kind"] != "progress" or time.monotonic() - last > 10:
                             last = time.monotonic()
@@ -294,16 +307,32 @@ class App:
     def summary_lines(self) -> list[str]:
         out = [f"Host {self.model.host}: " + ("every DLE restored" if self.result == 0 else
                                               f"the recovery ended with exit {self.result}")]
-        out.append(f"{'DLE':24s} {'levels':8s} {'MB':>9s} {'seconds':>8s} {'MB/s':>6s}")
+        out.append(f"{'DLE':22s} {'levels':7s} {'files':>7s} {'MB':>8s} {'seconds':>8s} "
+                   f"{'MB/s':>6s}")
         for r in self.report.get("restored") or []:
             mb = (r.get("bytes") or 0) / 1e6
             s = r.get("seconds") or 0
-            out.append(f"{r.get('disk', '?')[-24:]:24s} "
-                       f"{','.join(map(str, r.get('levels', []))):8s} {mb:9.1f} {s:8.1f} "
-                       f"{(mb / s if s else 0):6.1f}")
+            files = "" if r.get("files") is None else str(r["files"])
+            out.append(f"{r.get('disk', '?')[-22:]:22s} "
+                       f"{','.join(map(str, r.get('levels', []))):7s} {files:>7s} {mb:8.1f} "
+                       f"{s:8.1f} {(mb / s if s else 0):6.1f}")
         for e in self.report.get("errors") or []:
             out.append(f"NOT RESTORED {e.get('message') if isinstance(e, dict) else e}")
-        out.append(f"reports: {self.model.report_path()}")
+        steps = [f"{k} {v[1] - v[0]:.0f} s" for k, v in self.step_times.items()
+                 if v[1] is not None]
+        if steps:
+            out.append("steps: " + ", ".join(steps))
+        try:
+            fin = json.loads((Path(self.model.state_dir) / "finalize-report.json").read_text())
+        except (OSError, ValueError):
+            fin = None
+        if fin and self.step_times.get("finalize"):
+            changes = fin.get("changes") or []
+            out.append(f"finalize changed {len(changes)} thing(s)"
+                       + (": " + "; ".join(changes[:3]) if changes else "")
+                       + (" ..." if len(changes) > 3 else ""))
+            out += [f"finalize report: {p}" for p in fin.get("saved") or []]
+        out.append(f"restore report: {self.model.report_path()}")
         return out
 
     def then(self, value: str) -> None:

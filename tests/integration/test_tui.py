@@ -369,7 +369,12 @@ def test_three_decisions_when_the_disks_match(keys, tmp_path):
                 s = t.wait("Type the host name (localhost)")     # the disks matched by
                 assert f"{lab2.loop}" in s                       # themselves: no stop
                 t.type("localhost")                              # 3: the host name
-                t.wait("every DLE restored", timeout=300)
+                s = t.wait("every DLE restored", timeout=300)
+                # the summary: a row per DLE with its files, each step's seconds
+                assert "files" in s and "steps: diskinit" in s and "restore " in s, s
+                rows = [ln.split() for ln in s.splitlines() if ln.split()[:1] and
+                        ln.split()[0] in (lab2.root_disk[-22:], lab2.data_disk[-22:])]
+                assert len(rows) == 2 and all(int(r[2]) > 0 for r in rows), s
                 t.keys("Enter")
                 s = t.wait("TUI-EXIT=0")
                 assert "3 decision(s) asked of a person" in s
