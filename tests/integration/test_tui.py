@@ -146,6 +146,24 @@ def tui_in_tmux(session: str, tmp_path, m, target, shots: Path, vtapes=None) -> 
     return Tmux(session, cmd, shots)
 
 
+def test_a_missing_tool_is_named_on_the_welcome_screen(lab, keys, tmp_path):
+    """sfdisk hidden (a private mount namespace, /dev/null bound over it): the
+    welcome screen stops and names it; F10 leaves before anything is done."""
+    with medium(tmp_path, lab, keys, None) as m:
+        inner = (f"mount --bind /dev/null {shutil.which('sfdisk')} && exec "
+                 f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media "
+                 f"{m / 'bundles'} --target {tmp_path / 'target'}")
+        t = Tmux("amdr-tui-tool", f"unshare -m sh -c '{inner}'; echo TUI-EXIT=$?; sleep 600",
+                 ARTIFACTS / "missing-tool")
+        try:
+            s = t.wait("MISSING OR BROKEN")
+            assert "sfdisk (missing)" in s and "Go on" in s, s
+            t.keys("F10")
+            t.wait("TUI-EXIT=4")
+        finally:
+            t.close()
+
+
 def test_a_person_at_the_keyboard(lab, keys, tmp_path):
     """Host picked, passphrase typed (once wrong), the disk mapped, a wrong host
     name at the confirmation (nothing touched), then the right one; the
