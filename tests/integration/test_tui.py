@@ -146,6 +146,25 @@ def tui_in_tmux(session: str, tmp_path, m, target, shots: Path, vtapes=None) -> 
     return Tmux(session, cmd, shots)
 
 
+def host_pass_map(t: Tmux, lab, new) -> None:
+    """The first screens as a person goes through them: the host, the
+    passphrase, the lab's disk mapped to the blank one."""
+    t.wait("Pick the host")
+    t.keys("Enter")
+    t.wait("passphrase:")
+    t.type(PASS)
+    t.wait("map:")
+    t.type(f"{lab.loop}={new}")
+
+
+def vtapes_copy(lab, tmp_path) -> Path:
+    """The lab's volumes copied, for a test that damages them."""
+    vt = lab.base / f"vtapes-{tmp_path.name}"
+    shutil.copytree(lab.vtapes, vt)
+    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    return vt
+
+
 def test_a_missing_tool_is_named_on_the_welcome_screen(lab, keys, tmp_path):
     """sfdisk hidden (a private mount namespace, /dev/null bound over it): the
     welcome screen stops and names it; F10 leaves before anything is done."""
@@ -218,9 +237,7 @@ def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_p
     it and offers to skip it; skipped, the other DLE is restored and the
     summary says what is missing."""
     from tests.lab import tree
-    vt = lab.base / f"vtapes-{tmp_path.name}"
-    shutil.copytree(lab.vtapes, vt)
-    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    vt = vtapes_copy(lab, tmp_path)
     name = lab.data_disk.replace("/", "_")
     gone = sorted(vt.glob(f"slot*/0*.localhost.{name}.1"))
     assert gone, sorted(vt.rglob("*"))
@@ -231,12 +248,7 @@ def test_a_missing_volume_is_named_and_skip_restores_the_others(lab, keys, tmp_p
         t = tui_in_tmux("amdr-tui-missing", tmp_path, m, target, ARTIFACTS / "missing-volume",
                         vt)
         try:
-            t.wait("Pick the host")
-            t.keys("Enter")
-            t.wait("passphrase:")
-            t.type(PASS)
-            t.wait("map:")
-            t.type(f"{lab.loop}={new}")
+            host_pass_map(t, lab, new)
             s = t.wait("cannot be restored")
             assert f"localhost:{lab.data_disk}" in s and "has no file" in s
             assert "Skip" in s
@@ -261,9 +273,7 @@ def test_a_dle_that_fails_during_the_run_is_asked_about(lab, keys, tmp_path):
     the wipe reads headers only): the run asks.  Retry while it is still cut
     asks again; a shell from the dialog, where the person puts the image
     back; retry: every DLE as it was.  Nothing else stopped meanwhile."""
-    vt = lab.base / f"vtapes-{tmp_path.name}"
-    shutil.copytree(lab.vtapes, vt)
-    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    vt = vtapes_copy(lab, tmp_path)
     name = lab.data_disk.replace("/", "_")
     image = sorted(vt.glob(f"slot*/0*.localhost.{name}.1"))[0]
     saved = tmp_path / "image.saved"
@@ -276,12 +286,7 @@ def test_a_dle_that_fails_during_the_run_is_asked_about(lab, keys, tmp_path):
             medium(tmp_path, lab, keys, None) as m:
         t = tui_in_tmux("amdr-tui-failed", tmp_path, m, target, shots, vt)
         try:
-            t.wait("Pick the host")
-            t.keys("Enter")
-            t.wait("passphrase:")
-            t.type(PASS)
-            t.wait("map:")
-            t.type(f"{lab.loop}={new}")
+            host_pass_map(t, lab, new)
             t.wait("Type the host name (localhost)")
             t.type("localhost")
             s = t.wait("question 1", timeout=300)
@@ -311,9 +316,7 @@ def test_stop_on_error_ends_the_run_where_it_failed(lab, keys, tmp_path):
     """`recover --on-error stop` without a terminal: the DLE whose image is cut
     fails, nothing after it starts, the run says it stopped (exit 1) and how
     to go on."""
-    vt = lab.base / f"vtapes-{tmp_path.name}"
-    shutil.copytree(lab.vtapes, vt)
-    subprocess.run(["chown", "-R", "backup:backup", str(vt)], check=True)
+    vt = vtapes_copy(lab, tmp_path)
     image = sorted(vt.glob(f"slot*/0*.localhost.{lab.root_disk.replace('/', '_')}.1"))[0]
     with open(image, "r+b") as f:  # the header whole, the data cut in its first block
         f.truncate(32768 + 700)
