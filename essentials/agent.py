@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import bundle, collectors, doctor, inventory, sealed
+from . import bundle, collectors, config, doctor, inventory, sealed
 from .collectors.base import Context
 from .config import read_secret_file
 from .deliver import deliver
@@ -170,7 +170,8 @@ def make_bundle(cfg: dict, runner: Runner, out: Outcome, spool: Spool, keys, now
             return None
         bundle.write_manifest(staging, out.collectors, {
             "host": out.host, "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "collect_seconds": round(time.monotonic() - start, 2)})
+            "collect_seconds": round(time.monotonic() - start, 2),
+            **config.manifest_extra(cfg)})
         recipients, signer = keys
         passfile = cfg["gpg"]["passphrase_file"]
         path = sealed.seal(runner, staging, spool.path_for(name), cfg["gpg"]["home"],

@@ -138,7 +138,8 @@ def cmd_collect(args) -> int:
     status = agent.collect_all(cfg, Runner(), out, only=only, root=args.root,
                                disks=args.disk, sealed=False)
     manifest = bundle.write_manifest(
-        out, status, {"root": args.root or cfg["collect"]["layout"]["root"]})
+        out, status, {"root": args.root or cfg["collect"]["layout"]["root"],
+                      **config.manifest_extra(cfg)})
     failed = [n for n, s in status.items() if s["status"] != "ok"]
     print(f"bundle written to {out}: {len(manifest['files'])} files")
     width = max([10, *map(len, status)])

@@ -183,8 +183,32 @@ SCHEMA = Section({
                                   doc="the index is left out when larger (compressed)"),
         }),
     }),
+    "site": Section({
+        "priority": Field(int, check=_positive,
+                          doc="the site plan restores hosts in this order (1 first; "
+                              "none given: after those with one)"),
+        "role": Field(str, doc="what this host does (mail, database...): the site plan "
+                               "and the runbook show it"),
+    }, doc="this host in the site's recovery plan (amdr-recover site-plan)"),
+    "assist": Section({
+        "host": Field(str, doc="the office's jump host the live system calls out to"),
+        "port": Field(int, 22, check=_positive, doc="its SSH port"),
+        "user": Field(str, doc="the login there (authorized_keys lets it only forward "
+                               "its port)"),
+        "host_key": Field(str, doc="the jump host's public host key (ssh-ed25519 AAAA...): "
+                                   "pinned, never trusted on first use"),
+        "listen": Field(int, 2222, check=_positive,
+                        doc="the port on the jump host's localhost the live system's sshd "
+                            "is forwarded to (its permitlisten)"),
+        "keys": Field(list, [], items=str,
+                      doc="the office staff's public keys: the only keys the live "
+                          "system's sshd accepts"),
+    }, doc="remote assist: carried in the bundle for the live system"),
     "deliveries": ListOf(Section({}), doc="where bundles go; each one independent"),
 })
+
+SSH_PUBLIC = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) "
+                        r"[A-Za-z0-9+/]+={0,3}( .*)?$")
 
 
 def _type_name(t) -> str:
@@ -305,6 +329,19 @@ def validate(data, where: str = "essentials.yaml") -> dict:
             if where:
                 v.fail(f"{path}.dir", f"{d['dir']} is {where}; the copy there would be "
                                       f"removed again. Use a directory of its own")
+    a = cfg["assist"]
+    if any(a[k] for k in ("host", "user", "host_key")) or a["keys"]:
+        for k in ("host", "user", "host_key"):
+            if not a[k]:
+                v.fail(f"assist.{k}", "missing; remote assist needs host, user and host_key")
+        if not SSH_PUBLIC.match(a["host_key"].strip()):
+            v.fail("assist.host_key", "expected an OpenSSH public key line ('ssh-ed25519 "
+                                      "AAAA...', as in known_hosts without the host name)")
+        for i, k in enumerate(a["keys"]):
+            if not SSH_PUBLIC.match(k.strip()):
+                v.fail(f"assist.keys[{i}]", "expected an OpenSSH public key line")
+        if not 0 < a["port"] < 65536 or not 0 < a["listen"] < 65536:
+            v.fail("assist.port", "a TCP port (1-65535)")
     spool, work = os.path.normpath(cfg["spool_dir"]), _work_dir(cfg)
     if _under(spool, work):
         v.fail("spool_dir", f"{spool} is inside {work}, the work area every run empties; "
@@ -313,6 +350,19 @@ def validate(data, where: str = "essentials.yaml") -> dict:
 
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def manifest_extra(cfg) -> dict:
+    """What the bundle's manifest carries of the configuration: the host's
+    place in the site plan and the office's remote-assist settings (public
+    keys and addresses only, nothing secret)."""
+    out = {}
+    site = {k: v for k, v in cfg["site"].items() if v is not None}
+    if site:
+        out["site"] = site
+    if cfg["assist"]["host"]:
+        out["assist"] = dict(cfg["assist"])
+    return out
 
 
 def _work_dir(cfg) -> str:

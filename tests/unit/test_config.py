@@ -450,3 +450,22 @@ def test_a_password_pasted_for_its_file_is_not_echoed():
     e = fails(minimal(deliveries=[{"type": "sftp", "host": "h", "user": "u",
                                    "key_file": "-----BEGIN OPENSSH PRIVATE KEY-----"}]))
     assert "BEGIN" not in str(e) and "deliveries[0].key_file" in str(e)
+
+
+def test_site_and_assist_are_checked_and_carried_in_the_manifest():
+    base = {"gpg": {"recipients": ["A"], "signer": "B"}}
+    cfg = config.validate(dict(base, site={"priority": 1, "role": "mail"},
+                               assist={"host": "jump.example.com", "user": "amdr-live",
+                                       "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA",
+                                       "keys": ["ssh-ed25519 AAAAC3Nza alice@office"]}))
+    extra = config.manifest_extra(cfg)
+    assert extra["site"] == {"priority": 1, "role": "mail"}
+    assert extra["assist"]["listen"] == 2222 and extra["assist"]["port"] == 22
+    assert config.manifest_extra(config.validate(base)) == {}
+    with pytest.raises(ConfigError, match=r"assist.host_key: missing"):
+        config.validate(dict(base, assist={"host": "jump", "user": "u"}))
+    with pytest.raises(ConfigError, match=r"assist.keys\[0\]: expected an OpenSSH"):
+        config.validate(dict(base, assist={"host": "j", "user": "u",
+                                           "host_key": "ssh-ed25519 AAAA", "keys": ["pw"]}))
+    with pytest.raises(ConfigError, match=r"site.priority"):
+        config.validate(dict(base, site={"priority": 0}))
