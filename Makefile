@@ -60,7 +60,8 @@ bench:
 	$(PY) -m tests.lab.bench_restore || rc=1; echo; \
 	$(PY) -m tests.lab.bench_essentials || rc=1; echo; \
 	$(PY) -m tests.lab.bench_catalog_scan || rc=1; echo; \
-	$(PY) -m tests.lab.bench_chains || rc=1; exit $$rc
+	$(PY) -m tests.lab.bench_chains || rc=1; echo; \
+	$(PY) -m tests.lab.bench_siteplan || rc=1; exit $$rc
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

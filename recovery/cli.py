@@ -15,6 +15,8 @@ Subcommands:
             key); the newest per host, --check: usable or refused and why
   catalog   the restore chain of every DLE, from a live server, bundles, report
             mails or a scan of the volumes (--json for programs)
+  site-plan after a site is lost: which host first, which volumes in which drive,
+            when each host is back (--json for programs, --html FILE)
   restore-tar, restore-dump
             restore one DLE (one image, or its whole chain) into a directory
   rebuild-server
@@ -1040,6 +1042,50 @@ def cmd_catalog(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
+def cmd_site_plan(args) -> int:
+    from pathlib import Path
+    from .bundles import open_any
+    from .siteplan import check, collect, show
+    from .siteplan.schedule import Params, plan_site
+    if args.throughput is not None and args.measured:
+        raise ConfigError("--throughput and --measured both say the rate: give one")
+    how = "given"
+    if args.measured:
+        rate, how = collect.measured_throughput(args.measured)
+    elif args.throughput is not None:
+        rate = args.throughput * 1e6
+    else:
+        rate, how = DEFAULT_MBPS * 1e6, (f"assumed ({DEFAULT_MBPS:.0f} MB/s): give "
+                                         f"--throughput MB/s or --measured REPORT.json")
+    params = Params(drives=args.drives, throughput=rate, load_s=args.load_seconds,
+                    seek_s=args.seek_seconds, rebuild_s=args.rebuild_seconds,
+                    streams=args.streams or None)
+    params.check()
+    keys = key_options(args)
+    site = collect.load_site(Path(args.store),
+                             lambda p: open_any(p, verify=not args.no_verify, **keys),
+                             until=args.until, overrides=collect.priorities(args.priority))
+    plan = plan_site(site.hosts, params, site.files)
+    plan.notes.insert(0, f"throughput {rate / 1e6:.0f} MB/s per drive, {how}")
+    plan.notes += site.notes
+    broken = check.violations(plan, site.hosts)
+    for v in broken:  # the scheduler's bug, never the site's: say so, do not hide it
+        print(f"amdr-recover site-plan: BUG: the plan breaks a rule: {v}", file=sys.stderr)
+    if args.html:
+        with open(args.html, "w") as f:
+            f.write(show.to_html(plan, site.errors))
+    if args.json:
+        print(json.dumps(show.to_json(plan, site.errors), indent=1))
+    else:
+        print("\n".join(show.text(plan, site.errors, reads=not args.brief)))
+        if args.html:
+            print(f"html: {args.html}")
+    return EXIT_PARTIAL if site.errors or broken else EXIT_OK
+
+
+DEFAULT_MBPS = 100.0
+
+
 def _restore_one(args, program: str) -> int:
     from pathlib import Path
 
@@ -1176,6 +1222,14 @@ EXAMPLES = {
     "catalog": ("Every DLE's restore chain (volumes and file numbers) from the sources "
                 "named; exit 1 when a DLE has none.",
                 "amdr-recover catalog --bundle backup1-....amdr.gpg --scan /srv/vtapes"),
+    "site-plan": ("After a fire or a flood: the Amanda server first (restored, then its "
+                  "database rebuilt), then every host by priority (smallest first among "
+                  "equals); which volume goes in which drive when, what is read from it, "
+                  "when each host starts and is back.  Reads the newest bundle of each "
+                  "host in --store (the server's holds the catalog); changes nothing.  "
+                  "Exit 1 when a DLE has no restore chain (named).",
+                  "amdr-recover site-plan --store /run/amanda-dr/bundles --drives 4 "
+                  "--throughput 160"),
     "restore-tar": ("Restore one GNU tar DLE (one image, or its chain) into a directory.",
                     "amdr-recover restore-tar --host web1 --disk /srv --into /mnt/srv "
                     "--scan /srv/vtapes"),
@@ -1414,6 +1468,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the directory the printed commands restore into (default: DIR, "
                          "to be replaced)")
     sp.set_defaults(func=cmd_catalog)
+    sp = sub.add_parser("site-plan", help="plan a whole site's recovery: the server "
+                        "first, volumes on drives, when each host is back",
+                        description=EXAMPLES["site-plan"][0],
+                        epilog=f"example: {EXAMPLES['site-plan'][1]}")
+    sp.add_argument("--store", default="/run/amanda-dr/bundles", metavar="DIR",
+                    help="the bundles of the site, the newest of each host taken (default: "
+                         "/run/amanda-dr/bundles, where `bundles` puts them)")
+    sp.add_argument("--drives", type=int, default=1, metavar="N",
+                    help="tape drives (or readers) at once (default 1)")
+    sp.add_argument("--throughput", type=float, metavar="MB/s",
+                    help="what one drive reads and restores, in MB/s (default: measured "
+                         f"by --measured, else {DEFAULT_MBPS:.0f})")
+    sp.add_argument("--measured", action="append", metavar="REPORT.json",
+                    help="take the throughput from the last recoveries' restore reports "
+                         "(restore-report.json; repeatable)")
+    sp.add_argument("--load-seconds", type=float, default=60.0, metavar="S",
+                    help="unload, load and position a volume (default 60)")
+    sp.add_argument("--seek-seconds", type=float, default=10.0, metavar="S",
+                    help="space to a file further on or back on a loaded volume (default "
+                         "10; reading over the files between is used when shorter)")
+    sp.add_argument("--rebuild-seconds", type=float, default=600.0, metavar="S",
+                    help="rebuild the Amanda server's database after its restore "
+                         "(default 600)")
+    sp.add_argument("--streams", type=int, default=2, metavar="N",
+                    help="images one host restores at once, as recover --jobs (default 2; "
+                         "0: no limit)")
+    sp.add_argument("--priority", action="append", metavar="HOST=N",
+                    help="this host's priority, 1 first (over its bundle's; repeatable)")
+    sp.add_argument("--until", metavar="DATESTAMP",
+                    help="the state as of this Amanda datestamp (default: the newest)")
+    sp.add_argument("--brief", action="store_true",
+                    help="each volume's load without the list of its reads")
+    sp.add_argument("--json", action="store_true",
+                    help='print {"hosts", "drives", "makespan", "bound", ...} for programs')
+    sp.add_argument("--html", metavar="FILE", help="also write the plan as one HTML page")
+    add_key_options(sp)
+    sp.set_defaults(func=cmd_site_plan)
     for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
                            ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):
         sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})",

@@ -64,8 +64,13 @@ def _absorb(into: Dump, d: Dump):
         i = have.get((p.label, p.filenum))
         if i is None:
             into.parts.append(p)
-        elif into.parts[i].written is None and p.written is not None:
-            into.parts[i] = p  # the one that knows when it was written
+        else:
+            q = into.parts[i]
+            if q.written is None and p.written is not None:
+                q = replace(q, written=p.written)  # the one that knows when it was written
+            if q.size is None and p.size is not None:
+                q = replace(q, size=p.size)
+            into.parts[i] = q
     into.parts.sort(key=lambda p: p.partnum)
     if d.nparts is not None:
         into.nparts = d.nparts if into.nparts is None else max(into.nparts, d.nparts)

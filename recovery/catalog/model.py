@@ -14,6 +14,9 @@ class Part:
     partnum: int = 1
     # datestamp of the taper run that wrote it, when the source says so
     written: str | None = field(default=None, compare=False)
+    # bytes of this part on the volume, when the source says so (the taper's
+    # PART line): what a site plan times its reads by
+    size: int | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -211,12 +211,14 @@ class _Scanner:
             return
         self.done.add(real)
         h, size = self.header_of(path)
-        if h is not None and self.image(h, filenum, vol, path) and vol is not None:
+        if h is not None and self.image(h, filenum, vol, path, size - HEADER_SIZE) \
+                and vol is not None:
             # parts on unlabelled volumes share the label "": their sizes say nothing
             self.sizes[(vol.label, filenum)] = (size - HEADER_SIZE, h.server_size)
 
     # -- one header --------------------------------------------------------------
-    def image(self, h: Header, filenum: int, vol: _Volume | None, where: str) -> bool:
+    def image(self, h: Header, filenum: int, vol: _Volume | None, where: str,
+              size: int | None = None) -> bool:
         if h.kind not in ("FILE", "SPLIT_FILE"):
             what = {"CONT_FILE": "a holding-disk chunk, not a volume file",
                     "TAPESTART": "a volume label in the middle of a volume"}.get(h.kind)
@@ -231,7 +233,8 @@ class _Scanner:
         total = h.totalparts if h.totalparts and h.totalparts > 0 else None
         self.seen.append(Seen(
             h.host, h.disk, h.date, h.level,
-            Part(label, filenum, h.partnum or 1, vol.date if vol else None),
+            Part(label, filenum, h.partnum or 1, vol.date if vol else None,
+                 size if size is not None and size >= 0 else None),
             nparts=total if h.kind == "SPLIT_FILE" else 1, program=h.restore_program,
             message="" if vol else f"{where} is not on a labelled volume",
             source=vol.device if vol else where))

@@ -56,6 +56,19 @@ def _strip_storage(tokens: list[str], default: str = "") -> tuple[list[str], str
     return tokens[:2] + tokens[i:], storage
 
 
+def _stat_bytes(tokens: list[str]) -> int | None:
+    """The image's bytes from a line's stats, `[sec S bytes B kps K ...]` (3.x)
+    or `[sec S kb K kps ...]` (older), None when the line has none."""
+    for i, t in enumerate(tokens[:-1]):
+        if t in ("bytes", "kb"):
+            try:
+                n = int(float(tokens[i + 1]))
+            except ValueError:
+                return None
+            return n if t == "bytes" else n * 1024
+    return None
+
+
 def _int(s: str) -> int | None:
     try:
         return int(s)
@@ -112,8 +125,9 @@ class _Reader:
         self.filenum += 1
         return self.label, self.filenum
 
-    def add_part(self, d: Dump, label: str, filenum: int, partnum: int):
-        part = Part(label, filenum, partnum, self.written.get(label))
+    def add_part(self, d: Dump, label: str, filenum: int, partnum: int,
+                 size: int | None = None):
+        part = Part(label, filenum, partnum, self.written.get(label), size)
         d.parts = [p for p in d.parts if p.partnum != partnum] + [part]
 
     def dated(self, t: list[str]) -> tuple[str, int | None, list[str]]:
@@ -143,7 +157,7 @@ class _Reader:
         fn, n, lv = int(filenum), int(pn), int(level)  # all read before a record is made
         d = self.get(host, disk, date, lv, st)
         self.retried(d)
-        self.add_part(d, label, fn, n)
+        self.add_part(d, label, fn, n, _stat_bytes(t[9:]))
         self.label, self.filenum = label, fn
         tot = _int(total)
         if tot and tot > 0:
@@ -212,7 +226,7 @@ class _Reader:
             raise _Skip("an image written before any START taper line: its volume is unknown")
         d = self.get(host, disk, date, level, st)
         self.retried(d)
-        self.add_part(d, *place, 1)
+        self.add_part(d, *place, 1, _stat_bytes(rest))
         d.nparts = 1
         d.status, d.message, d.dump_failed = OK, "", False
 
@@ -226,7 +240,7 @@ class _Reader:
             raise _Skip("a part written before any START taper line: its volume is unknown")
         d = self.get(host, disk, date, lv, st)
         self.retried(d)
-        self.add_part(d, *place, n)
+        self.add_part(d, *place, n, _stat_bytes(t[7:]))
 
     def chunksuccess(self, t):
         """Amanda 2.5: every part of a split image written; it stated no count."""

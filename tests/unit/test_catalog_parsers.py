@@ -208,6 +208,25 @@ def test_split_dump_over_two_labels():
     assert d.to_dict()["label"] == "V-01" and d.to_dict()["filenum"] == 3
 
 
+def test_part_sizes_from_the_taper_stats():
+    """bytes (3.x) or kb (older) of each part: what a site plan times its reads by."""
+    ds = parse(
+        'START taper datestamp 20260101000000 "ST:s" "POOL:p" label V-01 tape 1\n'
+        'PART taper "ST:s" "POOL:p" V-01 3 h /big 20260101000000 1/-1 0 [sec 1 bytes 10 kps 1]\n'
+        'PART taper "ST:s" "POOL:p" V-01 4 h /big 20260101000000 2/-1 0 [sec 1 bytes 7 kps 1]\n'
+        'DONE taper "ST:s" "POOL:p" h /big 20260101000000 2 0 a:1 a:1 a:1 [sec 3 bytes 17 kps 1]\n'
+        "START taper datestamp 20130505 label DailySet1-07 tape 1\n"
+        "PART taper DailySet1-07 1 client /home 20130505 1/-1 0 [sec 1.0 kb 100 kps 100.0]\n"
+        "DONE taper client /home 20130505 1 0 [sec 1.0 kb 100 kps 100.0]\n"
+        "PART taper DailySet1-07 2 client /etc 20130505 1/-1 0\n"
+        "DONE taper client /etc 20130505 1 0\n")
+    assert [p.size for p in ds[("/big", 0)].parts] == [10, 7]
+    assert [p.size for p in ds[("/home", 0)].parts] == [100 * 1024]
+    assert ds[("/etc", 0)].parts[0].size is None
+    # the size is what the source says, not part of the part's identity
+    assert ds[("/big", 0)].parts[0] == Part("V-01", 3, 1)
+
+
 def test_done_with_a_part_missing_from_the_log():
     ds = parse(
         'PART taper "ST:s" "POOL:p" V-01 3 h /big 20260101000000 1/-1 0 [sec 1 bytes 10 kps 1]\n'
