@@ -10,6 +10,7 @@ the one a person would see proposed.
     welcome:
       network: dhcp                 # dhcp | none | original (the host's static
                                     # address from its bundle) | static:ADDR/PREFIX,GW,DNS[,LINK]
+      assist: false                 # call the office at once (remote assist)
     bundles:                        # where bundles are looked for (default:
       media: [.]                    # the attached media); mailbox, sftp too
     host: web1                      # the host to recover (its newest bundle)
@@ -53,7 +54,7 @@ ON_ERROR = ("ask", "skip", "stop")
 
 # per screen: key -> (type, is a path)
 KEYS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
-    "welcome": {"network": (str, False)},
+    "welcome": {"network": (str, False), "assist": (bool, False)},
     "bundles": {"media": (list, True), "mailbox": (list, True), "sftp": (dict, False),
                 "store": (str, True)},
     "host": {"name": (str, False), "bundle": (str, True)},

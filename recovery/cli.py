@@ -45,7 +45,7 @@ import logging
 import os
 import shlex
 import sys
-
+from pathlib import Path
 
 from essentials.errors import (EXIT_OK, EXIT_PARTIAL, AmdrError, CatalogError, ConfigError,
                                RefusedError)
@@ -651,6 +651,10 @@ def write_report(s: Session, path, results, errors) -> list[str]:
     doc = {"host": s.bundle.host, "target": s.target,
            "restored": [r.__dict__ for r in results],
            "errors": [{"host": h, "disk": d, "message": m} for h, d, m in errors]}
+    from .assist import STATE, State
+    assist = State(Path(os.environ.get("AMDR_ASSIST_STATE") or STATE)).events()
+    if assist:  # who from the office saw or drove this recovery, and when
+        doc["assist"] = assist
     out = []
     for p in [os.path.join(s.workdir, "restore-report.json")] + ([path] if path else []):
         os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
@@ -990,6 +994,11 @@ def default_iso() -> Path | None:
 def cmd_tui(args) -> int:
     from .tui.app import main as tui_main
     return tui_main(args)
+
+
+def cmd_assist(args) -> int:
+    from . import assist
+    return assist.main(args)
 
 
 def cmd_drill(args) -> int:
@@ -1420,7 +1429,41 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept bundles signed by this key (repeatable)")
     sp.add_argument("--no-finalize", action="store_true",
                     help="restore the files only; do not make the system bootable")
+    sp.add_argument("--assist", metavar="OPTIONS",
+                    help="more options for `assist call` when F9 calls the office (e.g. "
+                         "'--settings site.yaml --sshd-port 2200')")
+    sp.add_argument("--assist-state", metavar="DIR",
+                    help="remote assist's state directory (default /run/amanda-dr/assist)")
     sp.set_defaults(func=cmd_tui)
+
+    sp = sub.add_parser("assist", help="remote assist: call the office (an outbound SSH "
+                        "tunnel), let it type, end it",
+                        description=("The office sees and then drives this recovery "
+                                     "through an outbound SSH connection to its jump host "
+                                     "(recovery/assist.py): call starts it (and keeps it "
+                                     "up), approve lets the office type, end closes it."),
+                        epilog="example: amdr-recover assist call   (settings from "
+                               "/etc/amanda-dr/site.yaml office:, or the bundle's assist:)")
+    sp.add_argument("action", choices=("call", "approve", "end", "status", "attach"),
+                    help="call: open the tunnel and keep it up (runs until ended); "
+                         "approve: let the office's clients type; end: close the tunnel, "
+                         "remove the office's keys, detach them; status: one line; "
+                         "attach: sshd's forced command for an office key")
+    sp.add_argument("--state", default="/run/amanda-dr/assist",
+                    help="the assist's state directory (default %(default)s)")
+    sp.add_argument("--settings", metavar="FILE",
+                    help="site settings with office: (default: the image's site.yaml, "
+                         "else the bundle's assist:)")
+    sp.add_argument("--key", metavar="FILE",
+                    help="this system's private key for the jump host (default: the "
+                         "settings' key; none: one is made and its line shown)")
+    sp.add_argument("--sshd-port", type=int, default=22,
+                    help="this system's sshd, where the office's port leads")
+    sp.add_argument("--session", default="amdr", help="the tmux session the office sees")
+    sp.add_argument("--host-key-pub", default="/etc/ssh/ssh_host_ed25519_key.pub",
+                    help="this system's sshd host key (its fingerprint is read out)")
+    sp.add_argument("--who", help="attach, approve: the office member (key comment)")
+    sp.set_defaults(func=cmd_assist)
 
     sp = sub.add_parser("drill", help="the kit's own test: recover a host from its bundle "
                         "and volumes in qemu with the live ISO, boot the result, report",

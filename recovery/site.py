@@ -25,7 +25,9 @@ file as /etc/amanda-dr/site.yaml.
       port: 22
       user: amdr-live
       host_key: ssh-ed25519 AAAAC3...
-      keys:
+      listen: 2222      # the port on the jump host's localhost (its permitlisten)
+      key: amdr/jump_key   # this system's key there (on a medium, like sftp's)
+      keys:             # the only keys this system's sshd accepts
         - ssh-ed25519 AAAAC3... alice@office
 """
 
@@ -40,7 +42,8 @@ SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) "
 TOP = {"signers", "recovery_keys", "sftp", "office"}
 SFTP = {"host": str, "port": int, "user": str, "path": str, "host_key": str, "key": str}
 DEFAULT = Path("/etc/amanda-dr/site.yaml")  # where the live image carries them
-OFFICE = {"host": str, "port": int, "user": str, "host_key": str, "keys": list}
+OFFICE = {"host": str, "port": int, "user": str, "host_key": str, "keys": list, "listen": int,
+          "key": str}
 
 
 class SiteError(ValueError):
@@ -58,8 +61,9 @@ def _fields(doc, spec: dict, where: str, required=("host", "user", "host_key")) 
     for k in required:
         if k not in doc:
             raise SiteError(f"{where}: {k} is missing")
-    if "port" in doc and not 0 < doc["port"] < 65536:
-        raise SiteError(f"{where}.port: {doc['port']} is not a TCP port")
+    for k in ("port", "listen"):
+        if k in doc and not 0 < doc[k] < 65536:
+            raise SiteError(f"{where}.{k}: {doc[k]} is not a TCP port")
     if not SSH_KEY.match(doc["host_key"].strip()):
         raise SiteError(f"{where}.host_key: expected an OpenSSH public key line "
                         f"('ssh-ed25519 AAAA...', as in known_hosts without the host)")

@@ -147,7 +147,8 @@ class App:
     # -- the run ----------------------------------------------------------------------
     def start_run(self) -> None:
         rfd, wfd = os.pipe()
-        env = dict(os.environ, AMDR_EVENTS=str(wfd), AMDR_PROGRESS_SECONDS="2")
+        env = dict(os.environ, AMDR_EVENTS=str(wfd), AMDR_PROGRESS_SECONDS="2",
+                   AMDR_ASSIST_STATE=self.model.assist_state)
         keep = [wfd]
         if not self.headless:  # the engine's questions come here, the answers go back
             ask_r, self._replies = os.pipe()
@@ -353,6 +354,66 @@ class App:
                 raise urwid.ExitMainLoop()
         elif key == "f2":
             self.show_log()
+        elif key == "f9":
+            self.assist_menu()
+
+    # -- remote assist (recovery/assist.py) ----------------------------------------------
+    def assist_state(self):
+        from .. import assist
+        return assist.State(Path(self.model.assist_state))
+
+    def assist_menu(self) -> None:
+        """F9: call the office, let it type, drop it; the status line says the rest."""
+        st = self.assist_state()
+        on = st.file("authorized_keys").exists()
+        under = self.loop.widget
+        lines = [st.refresh() if on else "Remote assist is off.",
+                 "The office sees this screen through an outbound connection to its",
+                 "jump host; it watches until you let it type; you can drop it any time."]
+        items = ([("Let the office type", "approve"), ("Drop the office (end assist)", "end")]
+                 if on else [("Call the office", "call")]) + [("Back", "back")]
+
+        def picked(what):
+            self.loop.widget = under
+            if what == "call":
+                self.assist_call()
+            elif what == "approve":
+                from .. import assist
+                done = assist.approve(st)
+                self.say(f"assist: may type now: {', '.join(done) or 'nobody was waiting'}")
+            elif what == "end":
+                from .. import assist
+                self.say(f"assist: ended: {assist.end(st)}")
+
+        self.loop.widget, _ = views.dialog(lines, items, picked, under, title="the office")
+
+    def assist_call(self) -> None:
+        """The tunnel runs apart from the screens (it outlives a crash of them):
+        amdr-assist.service on the live system, else its own process."""
+        import shlex
+        session = None
+        if os.environ.get("TMUX"):
+            r = subprocess.run(["tmux", "display-message", "-p", "#S"], capture_output=True,
+                               text=True)
+            session = r.stdout.strip() or None
+        if session is None:
+            self.say("assist: the office shares the screens through tmux; run the UI in "
+                     "tmux (the live console does)")
+            return
+        if os.path.exists("/run/live/medium") and not self.model.assist_args:
+            r = subprocess.run(["systemctl", "start", "amdr-assist.service"],
+                               capture_output=True, text=True)
+            self.say(f"assist: calling the office ({(r.stdout + r.stderr).strip() or 'started'})")
+            return
+        from .model import engine_argv
+        st = self.assist_state()
+        st.make()
+        argv = engine_argv() + ["assist", "call", "--state", str(st.path), "--session",
+                                session] + shlex.split(self.model.assist_args or "")
+        log = open(st.file("call.log"), "ab")
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+        self.say("assist: calling the office (the status line says how it goes)")
 
     def show_log(self) -> None:
         back = self.loop.widget  # the screen as it was (a run's rows, a dialog)
@@ -365,6 +426,8 @@ class App:
         self.loop.widget = views.frame("log", "", log, "Enter: back")
 
     def run(self) -> int:
+        if self.answers is not None and self.answers.get("welcome", "assist"):
+            self.assist_call()
         if self.headless:
             self.model.find_bundles()
             self.next_screen()
@@ -430,6 +493,9 @@ def main(args) -> int:
         m.media = list(args.media)
     if args.no_finalize:
         m.finalize = False
+    m.assist_args = args.assist or ""
+    if args.assist_state:
+        m.assist_state = args.assist_state
     if a is not None:
         m.answers = a
         b = a.screens.get("bundles") or {}

@@ -55,6 +55,8 @@ class Model:
     answers: object = None  # recovery.answers.Answers: its catalog and run options
     on_error: str = "ask"
     network_later: str | None = None
+    assist_state: str = "/run/amanda-dr/assist"
+    assist_args: str = ""  # more options for `amdr-recover assist call`
 
     @property
     def state_dir(self) -> str:

@@ -21,7 +21,7 @@ from . import views
 class Screen:
     name = ""
     title = ""
-    keys = "Enter: choose   Esc: back   F2: log   Ctrl-b 1: shell   F10: quit"
+    keys = "Enter: choose  Esc: back  F2: log  F9: office  Ctrl-b 1: shell  F10: quit"
 
     def __init__(self, app):
         self.app = app
@@ -342,7 +342,7 @@ class Confirm(Screen):
 
 class Run(Screen):
     name, title = "run", "recovering"
-    keys = "F2: log   Ctrl-b 1: shell   (stopping: Ctrl-c in the shell window)"
+    keys = "F2: log  F9: office  Ctrl-b 1: shell  (stopping: Ctrl-c in the shell window)"
 
     def make_view(self):
         p = self.model.plan or {}

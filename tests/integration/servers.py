@@ -127,14 +127,16 @@ class SshdServer:
 
 
 @contextlib.contextmanager
-def sshd_server(tmp: Path):
+def sshd_server(tmp: Path, name: str = "sshd", authorized_keys_file: Path | None = None):
     """Run OpenSSH's sshd on 127.0.0.1 with throwaway keys; yields an SshdServer.
 
     `Subsystem sftp internal-sftp -d ROOT_DIR` makes the sftp session start in
     root_dir, so a relative `dir` in a delivery lands under root_dir instead of
-    /root.
+    /root.  `name`: its directory under tmp (two servers side by side);
+    `authorized_keys_file`: the keys it accepts are read there (else its own
+    file, holding client_key).
     """
-    base = Path(tmp) / "sshd"
+    base = Path(tmp) / name
     base.mkdir(parents=True)
     root_dir = base / "root"
     root_dir.mkdir()
@@ -153,7 +155,7 @@ Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key}
 PidFile {base / 'sshd.pid'}
-AuthorizedKeysFile {authorized}
+AuthorizedKeysFile {authorized_keys_file or authorized}
 StrictModes no
 UsePAM no
 PermitRootLogin prohibit-password

@@ -369,6 +369,74 @@ def test_recover_in_a_terminal_draws_a_line_per_dle(lab, keys, tmp_path):
         umount_target(target)
 
 
+def test_the_office_drives_the_recovery_after_approval(lab, keys, tmp_path):
+    """Remote assist in the UI: the engineer calls the office (F9); the office,
+    through the jump host, sees the host list and its keys do nothing; the
+    engineer lets it type (F9); the office picks the host, types the
+    passphrase, maps the disk, confirms, and the restore runs to its end; the
+    engineer drops it (F9).  The report names who came and what they could do."""
+    import shlex
+    from .test_assist import Term, site
+    target = tmp_path / "target"
+    with site(tmp_path) as s, blank_disk(tmp_path / "new.img", size(lab)) as new, \
+            medium(tmp_path, lab, keys, None) as m:
+        opts = (f"--settings {s.settings} --sshd-port {s.live.port} --host-key-pub "
+                f"{s.live.host_key_pub}")
+        cmd = (f"{BIN / 'amdr-recover'} tui --store {tmp_path / 'store'} --media "
+               f"{m / 'bundles'} --gnupghome {m / 'keys'} --vtapes {lab.vtapes} --target "
+               f"{target} --no-finalize --assist {shlex.quote(opts)} --assist-state {s.state}"
+               f"; echo TUI-EXIT=$?; sleep 600")
+        eng = Tmux("amdr-tui-assist", cmd, ARTIFACTS / "assist-engineer")
+        office = None
+        try:
+            eng.wait("Pick the host")
+            eng.keys("F9")
+            eng.wait("Remote assist is off")
+            eng.keys("Enter")  # call the office
+            s.wait_status("connected")
+            office = Term("amdr-tui-office", s.office_ssh(s.office_key) + "; sleep 600")
+            seen = office.wait("Pick the host", timeout=30)
+            assert "localhost" in seen
+            s.wait_status("alice@office (watching)")
+            office.keys("Enter")  # read-only: nothing happens
+            time.sleep(2)
+            assert "Pick the host" in eng.screen()
+            eng.keys("F9")
+            eng.wait("Let the office type")
+            eng.keys("Enter")
+            s.wait_status("alice@office (may type)")
+            office.keys("Enter")                                   # the host
+            office.wait("passphrase:")
+            office.keys("-l", PASS)
+            office.keys("Enter")
+            office.wait("map:")
+            office.keys("-l", f"{lab.loop}={new}")
+            office.keys("Enter")
+            office.wait("Type the host name (localhost)")
+            office.keys("-l", "localhost")
+            office.keys("Enter")
+            eng.wait("every DLE restored", timeout=300)
+            (ARTIFACTS / "assist-office.txt").write_text(office.screen())
+            eng.keys("F9")
+            eng.wait("Drop the office")
+            eng.keys("Down", "Enter")
+            office.wait("closed", timeout=30)
+            eng.keys("Enter")  # stay here
+            eng.wait("TUI-EXIT=0")
+            assert differences(lab, target) == {d: [] for d in lab.dle_dirs()}
+        finally:
+            eng.close()
+            if office:
+                office.close()
+            from .test_assist import stop_calls
+            stop_calls(s.state)
+            umount_target(target)
+    report = (target.parent / "target.amdr" / "restore-report.json").read_text()
+    import json as _json
+    kinds = [e["event"] for e in _json.loads(report)["assist"]]
+    assert "connect" in kinds and "approved" in kinds, kinds
+
+
 def test_three_decisions_when_the_disks_match(keys, tmp_path):
     """The issue's goal: the bundle on a medium and a disk that matches (the
     lost disk itself, blank now): a person picks the host, types the
