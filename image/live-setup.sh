@@ -39,6 +39,8 @@ install -m 644 "$files/amdr-media.service" "$root/etc/systemd/system/"
 install -m 755 "$files/amdr-net" "$root/usr/local/sbin/amdr-net"
 install -m 644 "$files/amdr-net.service" "$root/etc/systemd/system/"
 install -m 644 "$files/20-wired-dhcp.network" "$root/etc/systemd/network/"
+install -m 644 "$files/amdr-assist.service" "$root/etc/systemd/system/"
+install -D -m 644 "$files/sshd-amdr-assist.conf" "$root/etc/ssh/sshd_config.d/amdr-assist.conf"
 for unit in getty@tty1 serial-getty@ttyS0; do
     mkdir -p "$root/etc/systemd/system/$unit.service.d"
     install -m 644 "$files/autologin-$unit.conf" \

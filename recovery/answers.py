@@ -10,7 +10,9 @@ the one a person would see proposed.
     welcome:
       network: dhcp                 # dhcp | none | original (the host's static
                                     # address from its bundle) | static:ADDR/PREFIX,GW,DNS[,LINK]
-      assist: false                 # call the office at once (remote assist)
+      assist: false                 # call the office at once (remote assist):
+                                    # true (the image's or the bundle's settings)
+                                    # or a settings file with office: (on the medium)
     bundles:                        # where bundles are looked for (default:
       media: [.]                    # the attached media); mailbox, sftp too
     host: web1                      # the host to recover (its newest bundle)
@@ -54,7 +56,7 @@ ON_ERROR = ("ask", "skip", "stop")
 
 # per screen: key -> (type, is a path)
 KEYS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
-    "welcome": {"network": (str, False), "assist": (bool, False)},
+    "welcome": {"network": (str, False), "assist": ((bool, str), True)},
     "bundles": {"media": (list, True), "mailbox": (list, True), "sftp": (dict, False),
                 "store": (str, True)},
     "host": {"name": (str, False), "bundle": (str, True)},
@@ -100,6 +102,8 @@ def _err(where: str, what: str) -> ConfigError:
 
 
 def _typename(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_typename(x) for x in t)
     return {str: "a string", list: "a list", dict: "a mapping", int: "a number",
             bool: "true or false"}[t]
 
@@ -136,7 +140,7 @@ def validate(doc, base: Path, path: Path | None = None) -> Answers:
             t, is_path = keys[k]
             if t is int and isinstance(v, bool) or not isinstance(v, t):
                 raise _err(where, f"{screen}.{k}: expected {_typename(t)}, got {v!r}")
-            if is_path:
+            if is_path and not isinstance(v, bool):
                 v = ([str(base / str(x)) for x in v] if isinstance(v, list)
                      else str(base / v))
             checked[k] = v

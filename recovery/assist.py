@@ -183,11 +183,32 @@ class State:
             parts.append(f"{c['who']} ({'watching' if ro else 'may type'})")
         line = " | ".join(parts)
         _write(self.file("status"), line + "\n")
+        # the tmux status line's right side (~45 columns at 80): who first
+        tunnel = self.tunnel()
+        if tunnel.startswith("connected"):
+            short = "connected"
+        elif tunnel.startswith("refused"):
+            short = "REFUSED (F9 says why)"
+        elif "retrying in" in tunnel:
+            short = "retrying in " + tunnel.rsplit("retrying in ", 1)[1]
+        else:
+            short = tunnel.split(" ")[0]
+        who = ", ".join(
+            f"{c['who']} "
+            f"{'watching' if readonly.get(c.get('tty'), {}).get('readonly', True) else 'types'}"
+            for c in clients)
+        _write(self.file("status.short"),
+               " | ".join(x for x in (who, f"office {short}",
+                                      cfg.get("code", "") if not tunnel.startswith("off")
+                                      else "") if x) + " \n")
         return line
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".new")
+    """Replaced whole (readers never see half a file; writers in several
+    processes and threads each use their own temporary name)."""
+    import threading
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.new")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -208,9 +229,9 @@ def tmux_clients(session: str) -> list[dict]:
 
 def show_status(session: str, state: State) -> None:
     """The session's status line reads the state's status file every 2 s."""
-    st = shlex.quote(str(state.file("status")))
+    st = shlex.quote(str(state.file("status.short")))
     for opt, val in (("status-right", f"#(cat {st} 2>/dev/null)"),
-                     ("status-right-length", "120"), ("status-interval", "2")):
+                     ("status-right-length", "60"), ("status-interval", "2")):
         subprocess.run(["tmux", "set-option", "-t", session, opt, val],
                        capture_output=True)
 
@@ -459,7 +480,10 @@ class Tunnel:
             for pid, who in seen - now:
                 self.state.event("disconnect", who=who)
             seen = now
-            self.state.refresh()
+            try:
+                self.state.refresh()
+            except OSError as e:  # the next round tries again
+                print(f"remote assist: status: {e}", file=sys.stderr, flush=True)
             time.sleep(1)
 
     def end(self) -> None:
@@ -491,6 +515,16 @@ def end(state: State) -> str:
     state.file("authorized_keys").unlink(missing_ok=True)
     detach_all(state, "assist ended")
     return state.refresh()
+
+
+def call_on_live(settings=None, env_file: Path = Path("/run/amanda-dr/assist.env")):
+    """amdr-assist.service started (settings: a file with office:, else the
+    service finds them); returns systemctl's CompletedProcess."""
+    opts = ["--settings", str(settings)] if isinstance(settings, str) else []
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text(f"AMDR_ASSIST_OPTS={shlex.join(opts)}\n")
+    return subprocess.run(["systemctl", "start", "--no-block", "amdr-assist.service"],
+                          capture_output=True, text=True)
 
 
 # -- the command ------------------------------------------------------------------------

@@ -261,6 +261,14 @@ def _run(args, parse, recover) -> int:
     a = answers_mod.load(args.answers)
     say(f"{a.path}: {', '.join(s for s in answers_mod.SCREENS if s in a.screens) or 'empty'}")
     network(a)
+    if a.get("welcome", "assist"):
+        if is_live():
+            from .assist import call_on_live
+            r = call_on_live(a.get("welcome", "assist"))
+            say("welcome.assist: calling the office (the status line says how it goes)"
+                + (f": {(r.stdout + r.stderr).strip()}" if r.returncode else ""))
+        else:
+            say("welcome.assist: the office is called from the live system only")
     entry = find_bundle(a, getattr(args, "store", None) or STORE)
     say(f"host: {entry.host}, bundle {entry.path.name} ({entry.source})")
     unlock(a, entry)

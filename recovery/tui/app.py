@@ -367,7 +367,9 @@ class App:
         st = self.assist_state()
         on = st.file("authorized_keys").exists()
         under = self.loop.widget
+        fp = st.config().get("host_key") if on else None
         lines = [st.refresh() if on else "Remote assist is off.",
+                 *([f"this system's host key (read it out): {fp}"] if fp else []),
                  "The office sees this screen through an outbound connection to its",
                  "jump host; it watches until you let it type; you can drop it any time."]
         items = ([("Let the office type", "approve"), ("Drop the office (end assist)", "end")]
@@ -400,20 +402,39 @@ class App:
             self.say("assist: the office shares the screens through tmux; run the UI in "
                      "tmux (the live console does)")
             return
-        if os.path.exists("/run/live/medium") and not self.model.assist_args:
-            r = subprocess.run(["systemctl", "start", "amdr-assist.service"],
-                               capture_output=True, text=True)
+        st = self.assist_state()
+        st.make()
+        extra = shlex.split(self.model.assist_args or "")
+        if "--settings" not in extra:
+            extra += self.assist_settings(st)
+        if os.path.exists("/run/live/medium"):  # the service: it outlives the screens
+            from ..assist import call_on_live
+            given = extra[extra.index("--settings") + 1] if "--settings" in extra else None
+            r = call_on_live(given)
             self.say(f"assist: calling the office ({(r.stdout + r.stderr).strip() or 'started'})")
             return
         from .model import engine_argv
-        st = self.assist_state()
-        st.make()
         argv = engine_argv() + ["assist", "call", "--state", str(st.path), "--session",
-                                session] + shlex.split(self.model.assist_args or "")
+                                session] + extra
         log = open(st.file("call.log"), "ab")
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          start_new_session=True)
         self.say("assist: calling the office (the status line says how it goes)")
+
+    def assist_settings(self, st) -> list[str]:
+        """The image's site settings are found by `assist call` itself; the
+        bundle's (essentials.yaml assist:) are handed over in a file, once the
+        bundle is open."""
+        from ..site import DEFAULT
+        manifest = getattr(self.model.bundle, "manifest", None) or {}
+        if DEFAULT.exists() or not manifest.get("assist"):
+            return []
+        import yaml
+        f = st.file("office.yaml")
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            yaml.safe_dump({"office": manifest["assist"]}, out)
+        return ["--settings", str(f)]
 
     def show_log(self) -> None:
         back = self.loop.widget  # the screen as it was (a run's rows, a dialog)
@@ -427,6 +448,9 @@ class App:
 
     def run(self) -> int:
         if self.answers is not None and self.answers.get("welcome", "assist"):
+            given = self.answers.get("welcome", "assist")
+            if isinstance(given, str) and "--settings" not in self.model.assist_args:
+                self.model.assist_args += f" --settings {given}"
             self.assist_call()
         if self.headless:
             self.model.find_bundles()

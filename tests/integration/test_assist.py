@@ -166,6 +166,10 @@ def test_the_office_watches_then_types_after_approval_and_is_dropped(tmp_path):
             (ARTIFACTS / "figure.txt").write_text(f"{seen:.2f}\n")
             st = s.wait_status("alice@office (watching)")
             assert "code " in st
+            # the session's status line, seen by both: who, how, the code
+            code = json.loads((s.state / "config.json").read_text())["code"]
+            line = office.wait("alice@office watching", timeout=15).splitlines()[-1]
+            assert "office connected" in line and code in line, line
             # read-only: the office's keys do nothing
             office.keys("echo OFFICE-TYPED", "Enter")
             time.sleep(2)
@@ -193,6 +197,10 @@ def test_the_office_watches_then_types_after_approval_and_is_dropped(tmp_path):
                     t.close()
             if call:
                 stop(call)
+        # the fingerprint to read out on the phone is the live sshd's own
+        fp = subprocess.run(["ssh-keygen", "-lf", s.live.host_key_pub], capture_output=True,
+                            text=True).stdout.split()[1]
+        assert f"this system's host key {fp}" in (tmp_path / "call.log").read_text()
         kinds = [e["event"] for e in s.events()]
         for k in ("call", "tunnel up", "connect", "approved", "dropped", "end"):
             assert k in kinds, kinds

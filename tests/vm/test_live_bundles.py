@@ -24,7 +24,8 @@ import yaml
 from essentials.deliver.mail import build_message
 from image import build as image_build
 from tests.integration.helpers import seal_one
-from tests.integration.servers import sshd_server
+from tests.integration.servers import _accepts, free_port, keygen, sshd_server
+from tests.integration.test_assist import Term
 from tests.lab.keys import make_keys
 
 from .qemu import Machine, Nic, qemu_argv
@@ -56,6 +57,14 @@ def stick(tmp_path: Path, files: Path) -> Path:
     return img
 
 
+def office_cmd(key: Path, tmp: Path, listen: int) -> str:
+    """The office's ssh to the live system, through the jump host's port (the
+    host key checked by its fingerprint read out on the phone: here, new)."""
+    return (f"ssh -tt -F /dev/null -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
+            f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={tmp / 'office_known'} "
+            f"-p {listen} root@127.0.0.1; sleep 600")
+
+
 def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
     made = tmp_path / "made"
     web1 = seal_one(made, keys, "web1", "20261201T010000Z")
@@ -71,12 +80,26 @@ def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
                           db1.read_bytes()))
     box.close()
     shutil.copytree(keys.recovery_home, files / "keys", ignore=shutil.ignore_patterns("S.*"))
-    with sshd_server(tmp_path) as srv:
+    listen = free_port()
+    with sshd_server(tmp_path) as srv, sshd_server(tmp_path, "jump") as jump:
         d = srv.root_dir / "bundles"
         d.mkdir()
         shutil.copy(app1, d)
         shutil.copy(srv.client_key, files / "sftp_key")
-        answers = {"bundles": {"sftp": {"host": "10.0.2.2", "port": srv.port, "user": srv.user,
+        # remote assist: the jump host (10.0.2.2 from the guest) lets the live
+        # system's key only listen on its port; the office's key is alice's
+        live_key = keygen(tmp_path / "live_jump_key", "amdr-live")
+        office_key = keygen(tmp_path / "alice_key", "alice@office")
+        jump.authorized_keys.write_text(
+            f'restrict,port-forwarding,permitlisten="localhost:{listen}" '
+            f"{Path(f'{live_key}.pub').read_text()}")
+        shutil.copy(live_key, files / "jump_key")
+        (files / "office.yaml").write_text(yaml.safe_dump({"office": {
+            "host": "10.0.2.2", "port": jump.port, "user": "root",
+            "host_key": jump.host_key_pub.read_text().strip(), "listen": listen,
+            "key": "jump_key", "keys": [Path(f"{office_key}.pub").read_text().strip()]}}))
+        answers = {"welcome": {"assist": "office.yaml"},
+                   "bundles": {"sftp": {"host": "10.0.2.2", "port": srv.port, "user": srv.user,
                                         "path": str(d), "host_key":
                                         srv.host_key_pub.read_text().strip(),
                                         "ssh_key": "sftp_key"}},
@@ -90,7 +113,8 @@ def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
                "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"]
         argv = qemu_argv(disks=[], console=console, mem_mb=2048, cdrom=Path(iso["path"]),
                          nic=Nic(), extra=usb)
-        listed_at = None
+        listed_at = office_at = None
+        office_screen = ""
         with Machine(argv, console, tmp_path / "qemu.err") as m:
             while m.seconds < LIMIT_S and m.poll() is None:
                 text = m.console_text()
@@ -100,7 +124,24 @@ def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
                     break
                 time.sleep(1)
             text = m.console_text()
+            # the office, through the jump host's port: the live system's screen
+            while m.seconds < LIMIT_S + 240 and m.poll() is None and not _accepts(listen):
+                time.sleep(1)
+            office = Term("amdr-live-office", office_cmd(office_key, tmp_path, listen))
+            try:
+                end = time.monotonic() + 120
+                while time.monotonic() < end:
+                    office_screen = office.screen()
+                    if "alice@office watching" in office_screen and \
+                            "amanda-dr" in office_screen:
+                        office_at = m.seconds
+                        break
+                    time.sleep(1)
+            finally:
+                office.close()
     assert listed_at is not None, text[-5000:]
+    assert office_at is not None, office_screen
+    print(f"the office saw the live system's screen {office_at:.0f} s after power-on")
     print(f"bundles listed {listed_at:.0f} s after power-on")
     lines = {ln.split()[0]: ln.rstrip() for ln in text.splitlines()
              if re.match(r"^(web1|db1|app1|mail1) ", ln)}
