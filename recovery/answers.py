@@ -12,7 +12,8 @@ the one a person would see proposed.
                                     # address from its bundle) | static:ADDR/PREFIX,GW,DNS[,LINK]
       assist: false                 # call the office at once (remote assist):
                                     # true (the image's or the bundle's settings)
-                                    # or a settings file with office: (on the medium)
+                                    # or a settings file with office: (on the medium),
+                                    # or lan: sshd with a password for this boot
     bundles:                        # where bundles are looked for (default:
       media: [.]                    # the attached media); mailbox, sftp too
     host: web1                      # the host to recover (its newest bundle)
@@ -140,7 +141,7 @@ def validate(doc, base: Path, path: Path | None = None) -> Answers:
             t, is_path = keys[k]
             if t is int and isinstance(v, bool) or not isinstance(v, t):
                 raise _err(where, f"{screen}.{k}: expected {_typename(t)}, got {v!r}")
-            if is_path and not isinstance(v, bool):
+            if is_path and not isinstance(v, bool) and not (k == "assist" and v == "lan"):
                 v = ([str(base / str(x)) for x in v] if isinstance(v, list)
                      else str(base / v))
             checked[k] = v

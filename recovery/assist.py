@@ -197,8 +197,11 @@ class State:
             f"{c['who']} "
             f"{'watching' if readonly.get(c.get('tty'), {}).get('readonly', True) else 'types'}"
             for c in clients)
+        lan = self.file("lan").read_text().strip() if self.file("lan").exists() else ""
+        if lan and not self.file("authorized_keys").exists():
+            short = "on the LAN"
         _write(self.file("status.short"),
-               " | ".join(x for x in (who, f"office {short}",
+               " | ".join(x for x in (who, f"office {short}", f"LAN pw {lan}" if lan else "",
                                       cfg.get("code", "") if not tunnel.startswith("off")
                                       else "") if x) + " \n")
         return line
@@ -255,7 +258,7 @@ def attach(state: State, who: str) -> int:
     """sshd's forced command for an office key: recorded, then attached to the
     recovery's session read-only (the field engineer lets them type)."""
     cfg = state.config()
-    if not cfg or not state.file("authorized_keys").exists():
+    if not cfg or not (state.file("authorized_keys").exists() or state.file("lan").exists()):
         print("remote assist is not on at this machine", file=sys.stderr)
         return 1
     session = cfg.get("session", SESSION)
@@ -513,8 +516,85 @@ def end(state: State) -> str:
     except (OSError, ValueError):
         pass
     state.file("authorized_keys").unlink(missing_ok=True)
+    if state.file("lan").exists():
+        try:
+            lan(state, False)
+        except ConfigError:
+            state.file("lan").unlink(missing_ok=True)
     detach_all(state, "assist ended")
     return state.refresh()
+
+
+# -- on the same LAN: sshd with a password for this boot --------------------------------
+
+LAN_PORT = 2200
+LAN_CONF = Path("/etc/ssh/sshd_config.d/amdr-lan.conf")
+ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # nothing read wrongly over a phone
+
+
+def lan_password() -> str:
+    return "-".join("".join(secrets.choice(ALPHABET) for _ in range(4)) for _ in range(3))
+
+
+def lan_config(state: State, amdr: str, port: int = LAN_PORT) -> str:
+    """sshd's drop-in: the usual port for the tunnel, and `port` with a
+    password, forced into the recovery's session like an office key."""
+    return (f"# amanda-dr live: remote assist on the LAN (amdr-recover assist lan),\n"
+            f"# a password made for this boot; removed by assist lan --off\n"
+            f"Port 22\nPort {port}\nMatch LocalPort {port}\n"
+            f"    PasswordAuthentication yes\n    PermitRootLogin yes\n"
+            f"    AllowTcpForwarding no\n    X11Forwarding no\n"
+            f"    ForceCommand {amdr} assist attach --state {state.path} --who lan-password\n")
+
+
+def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOST_KEY_PUB,
+        port: int = LAN_PORT) -> list[str]:
+    """The field engineer turns it on (or off): the lines to show them.  Only on
+    the live system: it sets root's password (no password before, the consoles
+    log in by themselves)."""
+    from .unattended import is_live
+    if not is_live():
+        raise ConfigError("assist lan sets a password on this system's sshd: only on the "
+                          "live system")
+    state.make()
+    if not on:
+        state.file("lan").unlink(missing_ok=True)
+        LAN_CONF.unlink(missing_ok=True)
+        subprocess.run(["passwd", "-d", "root"], capture_output=True)
+        subprocess.run(["systemctl", "try-restart", "ssh.service"], capture_output=True)
+        gone = [c for c in state.clients() if c["who"] == "lan-password"]
+        for c in gone:
+            subprocess.run(["tmux", "detach-client", "-t", c["tty"]], capture_output=True)
+        state.event("lan off", detached=len(gone))
+        state.refresh()
+        return ["remote assist on the LAN: off (the password no longer works)"]
+    cfg = state.config()
+    fp = fingerprint(host_key_pub)
+    if not cfg:
+        code = f"{secrets.randbelow(10**6):06d}"
+        cfg = {"session": session, "code": f"{code[:3]} {code[3:]}", "host_key": fp}
+    cfg["lan_port"] = port
+    _write(state.file("config.json"), json.dumps(cfg))
+    pw = lan_password()
+    r = subprocess.run(["chpasswd"], input=f"root:{pw}\n", capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ConfigError(f"assist lan: chpasswd failed: {r.stderr.strip()}")
+    fd = os.open(state.file("lan"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(pw + "\n")
+    LAN_CONF.write_text(lan_config(state, own_command(), port))
+    r = subprocess.run(["systemctl", "restart", "ssh.service"], capture_output=True, text=True)
+    state.event("lan on", port=port, host_key=fp)  # (never the password)
+    show_status(session, state)
+    state.refresh()
+    addrs = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
+                           capture_output=True, text=True).stdout.split()
+    ips = [a.split("/")[0] for a in addrs if "/" in a]
+    return [f"remote assist on the LAN: ssh -p {port} root@{ips[0] if ips else 'THIS-ADDRESS'}",
+            f"  password (this boot only): {pw}",
+            f"  this system's host key: {fp}",
+            "  they watch until you let them type (F9, Ctrl-b a)"
+            + ("" if r.returncode == 0 else f"; sshd: {r.stderr.strip()}")]
 
 
 def call_on_live(settings=None, env_file: Path = Path("/run/amanda-dr/assist.env")):
@@ -562,6 +642,11 @@ def main(args) -> int:
         return 0
     if args.action == "end":
         print(end(state))
+        return 0
+    if args.action in ("lan", "lan-off"):
+        for line in lan(state, args.action == "lan", args.session,
+                        Path(args.host_key_pub)):
+            print(line)  # to the terminal only: the password is never logged
         return 0
     if args.action == "status":
         print(state.refresh() if state.path.exists() else "assist: off")

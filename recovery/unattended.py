@@ -261,7 +261,14 @@ def _run(args, parse, recover) -> int:
     a = answers_mod.load(args.answers)
     say(f"{a.path}: {', '.join(s for s in answers_mod.SCREENS if s in a.screens) or 'empty'}")
     network(a)
-    if a.get("welcome", "assist"):
+    if a.get("welcome", "assist") == "lan":
+        from .assist import State, lan
+        try:
+            lines = lan(State(), True)
+            say(lines[0] + " (the password is on the status line, not in this log)")
+        except ConfigError as e:
+            say(f"welcome.assist lan: {e}")
+    elif a.get("welcome", "assist"):
         if is_live():
             from .assist import call_on_live
             r = call_on_live(a.get("welcome", "assist"))

@@ -372,8 +372,13 @@ class App:
                  *([f"this system's host key (read it out): {fp}"] if fp else []),
                  "The office sees this screen through an outbound connection to its",
                  "jump host; it watches until you let it type; you can drop it any time."]
+        lan_on = st.file("lan").exists()
         items = ([("Let the office type", "approve"), ("Drop the office (end assist)", "end")]
-                 if on else [("Call the office", "call")]) + [("Back", "back")]
+                 if on or lan_on else [("Call the office", "call")])
+        if os.path.exists("/run/live/medium"):
+            items.append(("On this LAN: the password off", "lan-off") if lan_on else
+                         ("On this LAN: let the office log in with a password", "lan"))
+        items.append(("Back", "back"))
 
         def picked(what):
             self.loop.widget = under
@@ -386,6 +391,17 @@ class App:
             elif what == "end":
                 from .. import assist
                 self.say(f"assist: ended: {assist.end(st)}")
+            elif what in ("lan", "lan-off"):
+                from .. import assist
+                try:
+                    shown = assist.lan(st, what == "lan")
+                except AmdrError as e:
+                    shown = [str(e)]
+                self.say(f"assist: {shown[0]}")  # (the password: on the screen only)
+                back = self.loop.widget
+                info = views.InfoView(shown, lambda: setattr(self.loop, "widget", back),
+                                      "Enter: back")
+                self.loop.widget = views.frame("the office", "", info, "Enter: back")
 
         self.loop.widget, _ = views.dialog(lines, items, picked, under, title="the office")
 
@@ -447,7 +463,13 @@ class App:
         self.loop.widget = views.frame("log", "", log, "Enter: back")
 
     def run(self) -> int:
-        if self.answers is not None and self.answers.get("welcome", "assist"):
+        if self.answers is not None and self.answers.get("welcome", "assist") == "lan":
+            from .. import assist
+            try:
+                self.say(assist.lan(self.assist_state(), True)[0])
+            except AmdrError as e:
+                self.say(f"assist lan: {e}")
+        elif self.answers is not None and self.answers.get("welcome", "assist"):
             given = self.answers.get("welcome", "assist")
             if isinstance(given, str) and "--settings" not in self.model.assist_args:
                 self.model.assist_args += f" --settings {given}"

@@ -79,6 +79,7 @@ class Nic:
     mac: str = "52:54:00:12:34:56"
     addr: int | None = 5
     model: str = "virtio-net-pci"
+    hostfwd: tuple = ()  # e.g. ("tcp:127.0.0.1:2200-:2200",): the host reaches the guest
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def qemu_argv(*, disks: list[tuple[Path, DiskSpec]], console: Path, mem_mb: int 
         dev = f"{nic.model},netdev=n0,mac={nic.mac}"
         if nic.addr is not None:
             dev += f",addr={nic.addr:#x}"
-        argv += ["-netdev", "user,id=n0", "-device", dev]
+        argv += ["-netdev", "user,id=n0" + "".join(f",hostfwd={h}" for h in nic.hostfwd),
+                 "-device", dev]
     # entropy from the host: without it the guest's getrandom() blocks
     # for seconds after boot (sfdisk, mkfs and cryptsetup all wait)
     argv += ["-device", "virtio-rng-pci"]

@@ -152,3 +152,56 @@ def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
     assert "refused: " in lines["mail1"] and "signed by key" in text
     # the answers file named no host: nothing ran by itself past the listing
     assert "its disks may be wiped" not in text
+
+
+def test_on_the_lan_the_office_logs_in_with_the_password_shown(iso, tmp_path):
+    """welcome.assist: lan (the field engineer's choice, made in advance): sshd
+    takes a password made for this boot on port 2200, shown on the status
+    line; the office logs in with it and sees the recovery's screens, read-
+    only; a wrong password is refused."""
+    import paramiko
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "amdr-answers.yaml").write_text(yaml.safe_dump({"welcome": {"assist": "lan"}}))
+    img = stick(tmp_path, files)
+    port = free_port()
+    console = tmp_path / "console.txt"
+    usb = ["-boot", "order=d", "-device", "qemu-xhci,id=xhci",
+           "-drive", f"if=none,id=stick,format=raw,file={img}",
+           "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"]
+    argv = qemu_argv(disks=[], console=console, mem_mb=2048, cdrom=Path(iso["path"]),
+                     nic=Nic(hostfwd=(f"tcp:127.0.0.1:{port}-:2200",)), extra=usb)
+    pw = screen = None
+    ansi = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
+    with Machine(argv, console, tmp_path / "qemu.err") as m:
+        while m.seconds < LIMIT_S and m.poll() is None:
+            found = re.findall(r"LAN pw ([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})",
+                               ansi.sub("", m.console_text()))
+            if found and _accepts(port):
+                pw = found[-1]
+                break
+            time.sleep(1)
+        assert pw, m.console_text()[-4000:]
+        bad = paramiko.SSHClient()
+        bad.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        with pytest.raises(paramiko.AuthenticationException):
+            bad.connect("127.0.0.1", port=port, username="root", password="not-the-password",
+                        look_for_keys=False, allow_agent=False, timeout=30)
+        bad.close()
+        c = paramiko.SSHClient()
+        c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        c.connect("127.0.0.1", port=port, username="root", password=pw, look_for_keys=False,
+                  allow_agent=False, timeout=30)
+        try:
+            ch = c.invoke_shell(term="xterm", width=80, height=24)
+            got, end = "", time.monotonic() + 60
+            while time.monotonic() < end and "amanda-dr" not in got:
+                if ch.recv_ready():
+                    got += ch.recv(65536).decode(errors="replace")
+                else:
+                    time.sleep(0.3)
+            screen = ansi.sub("", got)
+        finally:
+            c.close()
+    assert "amanda-dr" in screen, screen[-3000:]
+    assert "lan-password watching" in screen or "LAN pw" in screen, screen[-3000:]
