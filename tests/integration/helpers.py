@@ -1,6 +1,7 @@
 import contextlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -91,3 +92,42 @@ def seal_one(tmp_path: Path, keys, host: str, stamp: str, home=None, fpr=None) -
     sealed.seal(Runner(), st, out, home or keys.host_home, [keys.site_fpr],
                 fpr or keys.host_fpr)
     return out
+
+
+class Tmux:
+    """A terminal a person looks at: 80x24, keys sent, the screen captured
+    (each screen waited for is kept in `shots` when given: test artifacts)."""
+
+    def __init__(self, name: str, command: str, shots: Path | None = None):
+        self.name, self.shots, self.n = name, shots, 0
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
+                        command], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout
+
+    def wait(self, text: str, timeout: float = 90) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s = self.screen()
+            if text in s:
+                self.n += 1
+                if self.shots is not None:
+                    (self.shots / f"{self.n:02d}.txt").write_text(s)
+                return s
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} not on {self.name} in {timeout} s:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        self.keys("Enter")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)

@@ -12,46 +12,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .helpers import BIN
+from .helpers import BIN, Tmux
 from .servers import free_port, keygen, sshd_server
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(os.environ.get("AMDR_ARTIFACTS", "/var/tmp/amdr-artifacts")) / "assist"
-
-
-class Term:
-    """A tmux terminal: 80x24, keys sent, the screen read."""
-
-    def __init__(self, name: str, command: str):
-        self.name = name
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
-                        command], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True).stdout
-
-    def wait(self, text: str, timeout: float = 60) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            s = self.screen()
-            if text in s:
-                return s
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} not on {self.name} in {timeout} s:\n{self.screen()}")
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 def jump_line(pub: Path, listen: int, extra: str = "") -> str:
@@ -150,7 +120,7 @@ def test_the_office_watches_then_types_after_approval_and_is_dropped(tmp_path):
     the screen are printed (goal: under 10 s on loopback)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with site(tmp_path) as s:
-        eng = Term("amdr-assist-eng", "bash --norc -i")
+        eng = Tmux("amdr-assist-eng", "bash --norc -i")
         office = None
         call = None
         try:
@@ -159,7 +129,7 @@ def test_the_office_watches_then_types_after_approval_and_is_dropped(tmp_path):
             t0 = time.monotonic()
             call = s.call("amdr-assist-eng")
             s.wait_status("connected")
-            office = Term("amdr-assist-office", s.office_ssh(s.office_key) + "; sleep 600")
+            office = Tmux("amdr-assist-office", s.office_ssh(s.office_key) + "; sleep 600")
             office.wait("THE-RECOVERY-SCREEN", timeout=30)
             seen = time.monotonic() - t0
             print(f"assist: call to the office seeing the screen: {seen:.1f} s")
@@ -212,7 +182,7 @@ def test_the_office_watches_then_types_after_approval_and_is_dropped(tmp_path):
 
 def test_a_key_not_among_the_offices_is_refused(tmp_path):
     with site(tmp_path) as s:
-        eng = Term("amdr-assist-eng2", "bash --norc -i")
+        eng = Tmux("amdr-assist-eng2", "bash --norc -i")
         call = s.call("amdr-assist-eng2")
         try:
             s.wait_status("connected")
@@ -276,7 +246,7 @@ def test_a_port_already_taken_at_the_jump_host_is_refused(tmp_path):
 
 def test_the_link_killed_comes_back_and_the_office_reattaches(tmp_path):
     with site(tmp_path) as s:
-        eng = Term("amdr-assist-eng3", "bash --norc -i")
+        eng = Tmux("amdr-assist-eng3", "bash --norc -i")
         office = None
         call = s.call("amdr-assist-eng3")
         try:
@@ -290,7 +260,7 @@ def test_the_link_killed_comes_back_and_the_office_reattaches(tmp_path):
             back = time.monotonic() - t0
             print(f"assist: the tunnel back {back:.1f} s after kill -9")
             assert back < 30
-            office = Term("amdr-assist-office3", s.office_ssh(s.office_key) + "; sleep 600")
+            office = Tmux("amdr-assist-office3", s.office_ssh(s.office_key) + "; sleep 600")
             office.wait("SAME-SESSION-SCREEN", timeout=30)
         finally:
             for t in (eng, office):

@@ -18,7 +18,7 @@ from tests.lab import scenario
 from tests.lab.keys import make_keys
 from tests.lab.lab import AmandaLab, sh
 
-from .helpers import BIN, amdr, blank_disk, differences, seal, umount_target
+from .helpers import BIN, Tmux, amdr, blank_disk, differences, seal, umount_target
 
 pytestmark = pytest.mark.integration
 PASS = "tui lab words"
@@ -98,42 +98,6 @@ def test_a_screen_without_an_answer_stops_before_any_wipe(lab, keys, tmp_path):
         assert p.returncode == 4, p.stdout + p.stderr
         assert "stopped at the confirm screen" in p.stderr
         assert sh(["blkid", "-p", new], check=False) == ""
-
-
-class Tmux:
-    """A terminal a person looks at: 80x24, keys sent, the screen captured."""
-
-    def __init__(self, name: str, command: str, shots: Path):
-        self.name, self.shots, self.n = name, shots, 0
-        shots.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
-                        command], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True).stdout
-
-    def wait(self, text: str, timeout: float = 90) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            s = self.screen()
-            if text in s:
-                self.n += 1
-                (self.shots / f"{self.n:02d}.txt").write_text(s)
-                return s
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} not on the screen in {timeout} s:\n{self.screen()}")
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
-        self.keys("Enter")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 def tui_in_tmux(session: str, tmp_path, m, target, shots: Path, vtapes=None) -> Tmux:
@@ -376,7 +340,7 @@ def test_the_office_drives_the_recovery_after_approval(lab, keys, tmp_path):
     passphrase, maps the disk, confirms, and the restore runs to its end; the
     engineer drops it (F9).  The report names who came and what they could do."""
     import shlex
-    from .test_assist import Term, site
+    from .test_assist import site
     target = tmp_path / "target"
     with site(tmp_path) as s, blank_disk(tmp_path / "new.img", size(lab)) as new, \
             medium(tmp_path, lab, keys, None) as m:
@@ -394,7 +358,7 @@ def test_the_office_drives_the_recovery_after_approval(lab, keys, tmp_path):
             eng.wait("Remote assist is off")
             eng.keys("Enter")  # call the office
             s.wait_status("connected")
-            office = Term("amdr-tui-office", s.office_ssh(s.office_key) + "; sleep 600")
+            office = Tmux("amdr-tui-office", s.office_ssh(s.office_key) + "; sleep 600")
             seen = office.wait("Pick the host", timeout=30)
             assert "localhost" in seen
             s.wait_status("alice@office (watching)")

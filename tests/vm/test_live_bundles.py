@@ -25,7 +25,7 @@ from essentials.deliver.mail import build_message
 from image import build as image_build
 from tests.integration.helpers import seal_one
 from tests.integration.servers import _accepts, free_port, keygen, sshd_server
-from tests.integration.test_assist import Term
+from tests.integration.helpers import Tmux
 from tests.lab.keys import make_keys
 
 from .qemu import Machine, Nic, qemu_argv
@@ -127,7 +127,7 @@ def test_bundles_on_a_stick_in_a_mailbox_and_from_sftp(iso, keys, tmp_path):
             # the office, through the jump host's port: the live system's screen
             while m.seconds < LIMIT_S + 240 and m.poll() is None and not _accepts(listen):
                 time.sleep(1)
-            office = Term("amdr-live-office", office_cmd(office_key, tmp_path, listen))
+            office = Tmux("amdr-live-office", office_cmd(office_key, tmp_path, listen))
             try:
                 end = time.monotonic() + 120
                 while time.monotonic() < end:
