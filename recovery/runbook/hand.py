@@ -108,8 +108,14 @@ def vtape_lines(step: RestoreStep, devices: dict[str, str], library=None) -> lis
 
 
 def _after(step: RestoreStep) -> list[str]:
+    """restore -r's bookkeeping file removed, the directory's times kept: what
+    the driver does after the chain (os.unlink, then os.utime)."""
     sym = restoresymtable(step)
-    return [display(["rm", "-f", sym]) + "   # restore -r's bookkeeping"] if sym else []
+    if not sym:
+        return []
+    d, ref = shlex.quote(step.directory), "/tmp/amdr-mtime"
+    return [f"touch -r {d} {ref} && rm -f {shlex.quote(sym)} && touch -r {ref} {d}"
+            f"   # restore -r's bookkeeping"]
 
 
 def _position(media: positioning.TapeMedia, label: str, filenum: int,
