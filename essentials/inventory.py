@@ -69,6 +69,8 @@ USES = {u.key: u for u in (
     Use("finalize.caps", "recovery", "finalize: capabilities", required=False),
     Use("live", "recovery", "live media", required=False),
     Use("assist", "recovery", "remote assist", required=False),
+    # a runbook as PDF (HTML needs nothing): the office's machine or the server
+    Use("runbook", "recovery", "runbook PDF", required=False),
     # amdr-recover drill: on the office's machine, not on the live image
     Use("drill", "recovery", "drill", required=False),
     Use("tests", "tests", "tests"),
@@ -221,6 +223,11 @@ TOOLS: tuple[Tool, ...] = (
     Tool("/lib/systemd/systemd-networkd-wait-online", "systemd", ("live",),
          ("test", "-x", "/lib/systemd/systemd-networkd-wait-online"), versioned=False,
          skip=("guest",)),
+    # the runbook's PDF (recovery/runbook/output.py); its fonts, readable in black and
+    # white, are not among the package's dependencies.  Not on the live image or the
+    # guest (a large stack for a page the office prints): there the runbook is HTML
+    Tool("weasyprint", "weasyprint", ("runbook",), also=("fonts-dejavu-core",),
+         skip=("guest", "image")),
     # the tests and the lab (make setup installs these too)
     Tool("amdump", "amanda-server", ("tests",), also=_AMANDA_PERL),
     Tool("amlabel", "amanda-server", ("tests",), also=_AMANDA_PERL),
@@ -246,6 +253,9 @@ TOOLS: tuple[Tool, ...] = (
          skip=("guest", "image"),
          versioned=False, note="UEFI firmware for qemu (the boot drill's layout b)"),
     Tool("tmux", "tmux", ("assist", "tests"), ("tmux", "-V")),
+    # the runbook's tests turn its PDF into pages and text
+    Tool("pdftoppm", "poppler-utils", ("tests",), ("pdftoppm", "-v")),
+    Tool("pdftotext", "poppler-utils", ("tests",), ("pdftotext", "-v")),
     # amandad under inetd (bsdtcp) for the amrecover-through-a-live-server tests
     Tool("inetd", "openbsd-inetd", ("tests",), ("test", "-x", "/usr/sbin/inetd"),
          versioned=False, note="runs amandad for amrecover over bsdtcp"),

@@ -17,6 +17,8 @@ Subcommands:
             mails or a scan of the volumes (--json for programs)
   site-plan after a site is lost: which host first, which volumes in which drive,
             when each host is back (--json for programs, --html FILE)
+  runbook   one printable document (HTML or PDF) per host: identity, disks, network,
+            every DLE's chain, and the commands to restore it by hand
   restore-tar, restore-dump
             restore one DLE (one image, or its whole chain) into a directory
   rebuild-server
@@ -1051,6 +1053,34 @@ def cmd_catalog(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
+RUNBOOK_TARGET = "/mnt/target"
+
+
+def cmd_runbook(args) -> int:
+    import tempfile
+    from .runbook import content, hand, output, page
+    forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    bad = [f for f in forms if f not in hand.FORMS]
+    if bad or not forms:
+        raise ConfigError(f"--forms {args.forms}: expected some of {','.join(hand.FORMS)}")
+    output.kind(args.out)  # a wrong name is said before the bundle is opened
+    # the bundle is opened for this command only: its plaintext is removed at the end
+    with tempfile.TemporaryDirectory(prefix="amdr-runbook-") as state:
+        args.state_dir, args.map = state, None
+        try:
+            s = _session(args)
+            cat = (args.catalog_bundle or [None])[0]
+            r = content.from_session(s, args.target, forms, args.tape,
+                                     Path(cat).name if cat else None)
+        finally:
+            forget_opened(state)
+    out = output.write(page.document(r), args.out, Runner())
+    print(f"runbook of {r.host}: {out} ({len(r.restores)} DLE(s), forms {', '.join(forms)})")
+    for e in r.errors:
+        print(f"  NOT RESTORABLE {e}")
+    return EXIT_PARTIAL if r.errors else EXIT_OK
+
+
 def cmd_site_plan(args) -> int:
     from pathlib import Path
     from .bundles import open_any
@@ -1083,12 +1113,17 @@ def cmd_site_plan(args) -> int:
     if args.html:
         with open(args.html, "w") as f:
             f.write(show.to_html(plan, site.errors))
+    if args.runbook:
+        from .runbook import output, site as site_runbook
+        output.write(site_runbook.document(plan, site.errors), args.runbook, Runner())
     if args.json:
         print(json.dumps(show.to_json(plan, site.errors), indent=1))
     else:
         print("\n".join(show.text(plan, site.errors, reads=not args.brief)))
         if args.html:
             print(f"html: {args.html}")
+        if args.runbook:
+            print(f"runbook: {args.runbook}")
     return EXIT_PARTIAL if site.errors or broken else EXIT_OK
 
 
@@ -1239,6 +1274,13 @@ EXAMPLES = {
                   "Exit 1 when a DLE has no restore chain (named).",
                   "amdr-recover site-plan --store /run/amanda-dr/bundles --drives 4 "
                   "--throughput 160"),
+    "runbook": ("One printable document for a host: identity, disks (layout, UUIDs, "
+                "labels), network, every DLE's chain (levels, volumes, file numbers), the "
+                "three steps with amanda-dr, and every command to recover it by hand from a "
+                "plain rescue system (the commands amanda-dr itself runs).  No passphrase, "
+                "key or /etc/shadow line is in it.  Exit 1 when a DLE has no chain (named).",
+                "amdr-recover runbook --bundle web1-20260301T020000Z.amdr.gpg "
+                "--catalog-bundle backup1-20260301T030000Z.amdr.gpg --out web1.pdf"),
     "restore-tar": ("Restore one GNU tar DLE (one image, or its chain) into a directory.",
                     "amdr-recover restore-tar --host web1 --disk /srv --into /mnt/srv "
                     "--scan /srv/vtapes"),
@@ -1549,8 +1591,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true",
                     help='print {"hosts", "drives", "makespan", "bound", ...} for programs')
     sp.add_argument("--html", metavar="FILE", help="also write the plan as one HTML page")
+    sp.add_argument("--runbook", metavar="FILE.{html,pdf}",
+                    help="also write the site's runbook (the plan for paper: A4, black and "
+                         "white, each host's runbook named); .pdf through WeasyPrint")
     add_key_options(sp)
     sp.set_defaults(func=cmd_site_plan)
+    sp = sub.add_parser("runbook", help="a host's printable runbook (HTML or PDF)",
+                        description=EXAMPLES["runbook"][0],
+                        epilog=f"example: {EXAMPLES['runbook'][1]}")
+    sp.add_argument("--bundle", required=True,
+                    help="the host's bundle: sealed (HOST-...amdr.gpg) or a bundle directory")
+    add_key_options(sp)
+    sp.add_argument("--out", required=True, metavar="FILE.{html,pdf}",
+                    help="where to write it; .pdf is rendered with WeasyPrint")
+    sp.add_argument("--target", default=RUNBOOK_TARGET,
+                    help=f"where the printed commands rebuild the system (default "
+                         f"{RUNBOOK_TARGET})")
+    sp.add_argument("--forms", default="vtape,tape,tape-dd",
+                    help="how the volumes are read in the by-hand commands, some of "
+                         "vtape (the volumes' files, or amrestore on a slot), tape "
+                         "(mt and amrestore), tape-dd (mt and dd, no Amanda) "
+                         "(default: all three)")
+    sp.add_argument("--tape", default="/dev/nst0", metavar="DEV",
+                    help="the tape drive the tape forms name (default /dev/nst0)")
+    sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
+    sp.add_argument("--vtapes", help="chg-disk directory holding the volumes (default: the "
+                    "one in the catalog's amanda.conf): their files and headers are shown")
+    sp.add_argument("--until", metavar="DATESTAMP",
+                    help="the state as of this Amanda datestamp (default: the newest)")
+    g = sp.add_argument_group("where the catalog is (a client's bundle has none: the "
+                              "server has it)")
+    catalog_sources(g, "--catalog-bundle")
+    sp.set_defaults(func=cmd_runbook)
     for name, fn, tool in (("restore-tar", cmd_restore_tar, "amrestore -p | tar -xpG"),
                            ("restore-dump", cmd_restore_dump, "amrestore -p | restore -rf -")):
         sp = sub.add_parser(name, help=f"restore one DLE into a directory ({tool})",
