@@ -91,7 +91,12 @@ def disk_blocks(actions, describe, files: dict[str, str] | None = None) -> list[
             # appear by themselves (ptable.PartitionTable.after)
             first = next((p.path for p in a.partitions), None)
             if first:
-                lines.append(f"test -e {first} || partx -a {a.device}")
+                disk = a.device.rsplit("/", 1)[-1]
+                lines.append(f"partx -a {a.device} 2>/dev/null || true  # any the kernel lacks")
+                # where no udev runs (a rescue shell) a node can be missing or
+                # stale: made as the kernel numbers them (recovery/disks/devnodes.py)
+                lines.append(f"for s in /sys/block/{disk}/{disk}?*; do rm -f /dev/${{s##*/}}; "
+                             f"mknod /dev/${{s##*/}} b $(tr : ' ' < $s/dev); done")
         b = Block(f"{a.id}: {describe(a)}", lines, list(getattr(a, "notes", None) or []))
         out.append(b)
     return out

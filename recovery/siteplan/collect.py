@@ -14,6 +14,8 @@ from --priority HOST=N given on the command line, which wins over both.
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import logging
 import tarfile
@@ -227,6 +229,9 @@ def load_site(store: Path, open_bundle, *, until: str | None = None,
             sources.append(combined.from_config(cc, f"bundle {p.name} ({cc.name})"))
     # no vtape directory is looked at: the plan is made before any volume is at hand
     cat = combined.build(sources, libraries=lambda root: {})
+    # (a vtape directory the configuration names may exist where site-plan runs:
+    # that says nothing of what will be at hand; every volume counts)
+    cat = dataclasses.replace(cat, available=None)
     notes += [f"catalog: {e}" for e in cat.errors]
     hosts = {e.host for e in cat.disklist} | {d.host for d in cat.dumps}
     site = Site([], notes=notes)

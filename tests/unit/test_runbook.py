@@ -207,7 +207,8 @@ def test_disk_commands_are_the_plans_steps():
     assert f"mkfs.ext4 -F -q -U {ROOT_UUID} -L root" in text
     assert "sfdisk --quiet --no-reread --wipe always --wipe-partitions always /dev/sda " \
            "<<'EOF'" in text
-    assert "test -e /dev/sda1 || partx -a /dev/sda" in text
+    assert "partx -a /dev/sda 2>/dev/null || true" in text
+    assert "for s in /sys/block/sda/sda?*; do rm -f /dev/${s##*/}; mknod" in text
     # the here-document ends each script
     lines = text.splitlines()
     start = lines.index(next(ln for ln in lines if ln.endswith("<<'EOF'")))
