@@ -272,6 +272,10 @@ def attach(state: State, who: str) -> int:
            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write(state.path / "clients" / f"{os.getpid()}.json", json.dumps(rec))
     state.event("connect", who=who, tty=tty)
+    try:
+        state.refresh()  # the engineer sees who came at once
+    except OSError:
+        pass
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     os.execvpe("tmux", ["tmux", "attach-session", "-r", "-t", session], env)
     return 1  # not reached
@@ -370,6 +374,22 @@ def own_key(s: Settings, state: State) -> tuple[str, str | None]:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "amdr-live",
                         "-f", str(dest)], check=True, stdin=subprocess.DEVNULL)
     return str(dest), Path(str(dest) + ".pub").read_text().strip()
+
+
+def watch(state: State, done) -> None:
+    """Who came and went: the status line and the events follow them, until
+    done() (the tunnel ended; on the LAN: the password taken back)."""
+    seen: set = set()
+    while not done():
+        now = {(c["pid"], c["who"]) for c in state.clients()}
+        for pid, who in seen - now:
+            state.event("disconnect", who=who)
+        seen = now
+        try:
+            state.refresh()
+        except OSError as e:  # the next round tries again
+            print(f"remote assist: status: {e}", file=sys.stderr, flush=True)
+        time.sleep(1)
 
 
 def own_command() -> str:
@@ -476,18 +496,7 @@ class Tunnel:
         return 0
 
     def _watch(self) -> None:
-        """Who came and went: the status line and the events follow them."""
-        seen: set = set()
-        while not self.stop:
-            now = {(c["pid"], c["who"]) for c in self.state.clients()}
-            for pid, who in seen - now:
-                self.state.event("disconnect", who=who)
-            seen = now
-            try:
-                self.state.refresh()
-            except OSError as e:  # the next round tries again
-                print(f"remote assist: status: {e}", file=sys.stderr, flush=True)
-            time.sleep(1)
+        watch(self.state, lambda: self.stop)
 
     def end(self) -> None:
         self.stop = True
@@ -587,6 +596,9 @@ def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOS
     state.event("lan on", port=port, host_key=fp)  # (never the password)
     show_status(session, state)
     state.refresh()
+    subprocess.Popen([own_command(), "assist", "watch", "--state", str(state.path)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
     addrs = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
                            capture_output=True, text=True).stdout.split()
     ips = [a.split("/")[0] for a in addrs if "/" in a]
@@ -647,6 +659,10 @@ def main(args) -> int:
         for line in lan(state, args.action == "lan", args.session,
                         Path(args.host_key_pub)):
             print(line)  # to the terminal only: the password is never logged
+        return 0
+    if args.action == "watch":  # (started by lan: the comings and goings followed)
+        watch(state, lambda: not (state.file("lan").exists()
+                                  or state.file("authorized_keys").exists()))
         return 0
     if args.action == "status":
         print(state.refresh() if state.path.exists() else "assist: off")

@@ -1487,13 +1487,14 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="example: amdr-recover assist call   (settings from "
                                "/etc/amanda-dr/site.yaml office:, or the bundle's assist:)")
     sp.add_argument("action", choices=("call", "approve", "end", "status", "attach", "lan",
-                                       "lan-off"),
+                                       "lan-off", "watch"),
                     help="call: open the tunnel and keep it up (runs until ended); "
                          "approve: let the office's clients type; end: close the tunnel, "
                          "remove the office's keys, detach them; status: one line; "
                          "lan / lan-off: on the same LAN, sshd on port 2200 with a password "
                          "made for this boot (shown, never logged); "
-                         "attach: sshd's forced command for an office key")
+                         "attach: sshd's forced command for an office key; watch: "
+                         "follows who comes and goes (lan starts it)")
     sp.add_argument("--state", default="/run/amanda-dr/assist",
                     help="the assist's state directory (default %(default)s)")
     sp.add_argument("--settings", metavar="FILE",

@@ -195,7 +195,9 @@ def test_on_the_lan_the_office_logs_in_with_the_password_shown(iso, tmp_path):
         try:
             ch = c.invoke_shell(term="xterm", width=80, height=24)
             got, end = "", time.monotonic() + 60
-            while time.monotonic() < end and "amanda-dr" not in got:
+            # the screens, then the status line: who is here (tmux reads it every 2 s)
+            while time.monotonic() < end and not ("amanda-dr" in got and
+                                                  "lan-password watching" in got):
                 if ch.recv_ready():
                     got += ch.recv(65536).decode(errors="replace")
                 else:
@@ -204,4 +206,4 @@ def test_on_the_lan_the_office_logs_in_with_the_password_shown(iso, tmp_path):
         finally:
             c.close()
     assert "amanda-dr" in screen, screen[-3000:]
-    assert "lan-password watching" in screen or "LAN pw" in screen, screen[-3000:]
+    assert "lan-password watching" in screen and f"LAN pw {pw}" in screen, screen[-3000:]
