@@ -198,10 +198,10 @@ class State:
             f"{'watching' if readonly.get(c.get('tty'), {}).get('readonly', True) else 'types'}"
             for c in clients)
         lan = self.file("lan").read_text().strip() if self.file("lan").exists() else ""
-        if lan and not self.file("authorized_keys").exists():
-            short = "on the LAN"
+        tunnel_part = f"office {short}" if self.file("authorized_keys").exists() or not lan \
+            else ""  # on the LAN only: the password says it
         _write(self.file("status.short"),
-               " | ".join(x for x in (who, f"office {short}", f"LAN pw {lan}" if lan else "",
+               " | ".join(x for x in (who, tunnel_part, f"LAN pw {lan}" if lan else "",
                                       cfg.get("code", "") if not tunnel.startswith("off")
                                       else "") if x) + " \n")
         return line
@@ -553,7 +553,7 @@ def lan_config(state: State, amdr: str, port: int = LAN_PORT) -> str:
             f"Port 22\nPort {port}\nMatch LocalPort {port}\n"
             f"    PasswordAuthentication yes\n    PermitRootLogin yes\n"
             f"    AllowTcpForwarding no\n    X11Forwarding no\n"
-            f"    ForceCommand {amdr} assist attach --state {state.path} --who lan-password\n")
+            f"    ForceCommand {amdr} assist attach --state {state.path} --who lan\n")
 
 
 def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOST_KEY_PUB,
@@ -571,7 +571,7 @@ def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOS
         LAN_CONF.unlink(missing_ok=True)
         subprocess.run(["passwd", "-d", "root"], capture_output=True)
         subprocess.run(["systemctl", "try-restart", "ssh.service"], capture_output=True)
-        gone = [c for c in state.clients() if c["who"] == "lan-password"]
+        gone = [c for c in state.clients() if c["who"] == "lan"]
         for c in gone:
             subprocess.run(["tmux", "detach-client", "-t", c["tty"]], capture_output=True)
         state.event("lan off", detached=len(gone))

@@ -60,3 +60,20 @@ def test_the_status_lines(tmp_path):
     assert st.file("status.short").read_text().strip() == "office REFUSED (F9 says why) | 123 456"
     st.set_tunnel("connected via jump:22, office port 2222")
     assert st.file("status.short").read_text().strip() == "office connected | 123 456"
+
+
+def test_on_the_lan_the_status_line_shows_the_password_and_fits(tmp_path):
+    st = assist.State(tmp_path)
+    st.make()
+    (tmp_path / "config.json").write_text('{"session": "none-such", "code": "123 456"}')
+    (tmp_path / "lan").write_text("abcd-efgh-jkmn\n")
+    st.set_tunnel("off")
+    line = st.file("status.short").read_text().strip()
+    assert line == "LAN pw abcd-efgh-jkmn | 123 456"
+    # beside tmux's left side ("[amdr] 0:recovery* 1:shell") it fits 80 columns with
+    # a client's "NAME watching" in front
+    assert len("[amdr] 0:recovery* 1:shell ") + len("lan watching | " + line) <= 80
+    # the password goes nowhere else in the state but its own file and the status
+    for f in tmp_path.iterdir():
+        if f.name not in ("lan", "status.short") and f.is_file():
+            assert "abcd-efgh-jkmn" not in f.read_text(), f

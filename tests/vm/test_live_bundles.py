@@ -197,7 +197,7 @@ def test_on_the_lan_the_office_logs_in_with_the_password_shown(iso, tmp_path):
             got, end = "", time.monotonic() + 60
             # the screens, then the status line: who is here (tmux reads it every 2 s)
             while time.monotonic() < end and not ("amanda-dr" in got and
-                                                  "lan-password watching" in got):
+                                                  "lan watching" in got):
                 if ch.recv_ready():
                     got += ch.recv(65536).decode(errors="replace")
                 else:
@@ -206,4 +206,4 @@ def test_on_the_lan_the_office_logs_in_with_the_password_shown(iso, tmp_path):
         finally:
             c.close()
     assert "amanda-dr" in screen, screen[-3000:]
-    assert "lan-password watching" in screen and f"LAN pw {pw}" in screen, screen[-3000:]
+    assert "lan watching" in screen and f"LAN pw {pw}" in screen, screen[-3000:]
