@@ -202,7 +202,7 @@ class State:
             else ""  # on the LAN only: the password says it
         _write(self.file("status.short"),
                " | ".join(x for x in (who, tunnel_part, f"LAN pw {lan}" if lan else "",
-                                      cfg.get("code", "") if not tunnel.startswith("off")
+                                      cfg.get("code", "") if lan or not tunnel.startswith("off")
                                       else "") if x) + " \n")
         return line
 
