@@ -336,12 +336,19 @@ def ssh_argv(s: Settings, state: State, key: str, sshd_port: int) -> list[str]:
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={state.file('known_hosts')}",
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no",
-            "-o", f"HostKeyAlgorithms={s.host_key.split()[0]}",
+            "-o", f"HostKeyAlgorithms={host_key_algorithms(s.host_key)}",
             "-o", "IdentitiesOnly=yes", "-i", key, "-o", "IdentityAgent=none",
             "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5",
             "-o", "ServerAliveCountMax=3", "-o", "ConnectTimeout=10",
             "-p", str(s.port), "-R", f"localhost:{s.listen}:localhost:{sshd_port}",
             f"{s.user}@{s.host}"]
+
+
+def host_key_algorithms(host_key: str) -> str:
+    """The pinned key's type as ssh asks for it (an RSA key is signed with
+    SHA-2: OpenSSH 8.8 and later refuse ssh-rsa's SHA-1)."""
+    kt = host_key.split()[0]
+    return "rsa-sha2-512,rsa-sha2-256" if kt == "ssh-rsa" else kt
 
 
 def known_hosts_line(s: Settings) -> str:
@@ -507,7 +514,7 @@ class Tunnel:
         st = self.state
         st.file("authorized_keys").unlink(missing_ok=True)
         detach_all(st, "assist ended")
-        for name in ("id_jump", "id_jump.pub", "tunnel.pid"):
+        for name in ("id_jump", "id_jump.pub", "tunnel.pid", "call.pid"):
             st.file(name).unlink(missing_ok=True)
         st.set_tunnel("off (ended)")
         st.event("end")
@@ -609,6 +616,21 @@ def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOS
             + ("" if r.returncode == 0 else f"; sshd: {r.stderr.strip()}")]
 
 
+def bundle_settings(manifest: dict, state: State | None = None) -> Path | None:
+    """The bundle's assist: settings as a settings file for `call` (0600 in
+    the state directory), or None when it has none."""
+    if not manifest.get("assist"):
+        return None
+    import yaml
+    state = state or State()
+    state.make()
+    f = state.file("office.yaml")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump({"office": manifest["assist"]}, out)
+    return f
+
+
 def call_on_live(settings=None, env_file: Path = Path("/run/amanda-dr/assist.env")):
     """amdr-assist.service started (settings: a file with office:, else the
     service finds them); returns systemctl's CompletedProcess."""
@@ -621,31 +643,41 @@ def call_on_live(settings=None, env_file: Path = Path("/run/amanda-dr/assist.env
 
 # -- the command ------------------------------------------------------------------------
 
+def _call(args, state: State) -> int:
+    from .site import SiteError, load_site
+    if args.settings:
+        try:
+            doc = load_site(Path(args.settings))
+        except SiteError as e:
+            raise ConfigError(str(e)) from None
+        if not doc.get("office"):
+            raise ConfigError(f"{args.settings}: no office: settings for remote assist")
+        s = Settings.from_doc(doc["office"], f"{args.settings} office",
+                              Path(args.settings).parent)
+    else:
+        from .live import MEDIA_ROOT
+        media = [str(p) for p in Path(MEDIA_ROOT).glob("*")] if Path(MEDIA_ROOT).is_dir() \
+            else []
+        s = find_settings(media=media)
+    if args.key:
+        s.key = args.key
+    state.make()
+    _write(state.file("call.pid"), f"{os.getpid()}\n")
+    t = Tunnel(s, state, sshd_port=args.sshd_port, session=args.session,
+               host_key_pub=Path(args.host_key_pub))
+    return t.run()
+
+
 def main(args) -> int:
     state = State(Path(args.state))
     if args.action == "call":
-        from .site import SiteError, load_site
-        if args.settings:
-            try:
-                doc = load_site(Path(args.settings))
-            except SiteError as e:
-                raise ConfigError(str(e)) from None
-            if not doc.get("office"):
-                raise ConfigError(f"{args.settings}: no office: settings for remote assist")
-            s = Settings.from_doc(doc["office"], f"{args.settings} office",
-                                  Path(args.settings).parent)
-        else:
-            from .live import MEDIA_ROOT
-            media = [str(p) for p in Path(MEDIA_ROOT).glob("*")] if Path(MEDIA_ROOT).is_dir() \
-                else []
-            s = find_settings(media=media)
-        if args.key:
-            s.key = args.key
-        state.make()
-        _write(state.file("call.pid"), f"{os.getpid()}\n")
-        t = Tunnel(s, state, sshd_port=args.sshd_port, session=args.session,
-                   host_key_pub=Path(args.host_key_pub))
-        return t.run()
+        try:
+            return _call(args, state)
+        except ConfigError as e:  # the status line and F9 say why nobody was called
+            state.make()
+            state.set_tunnel(f"refused: {e}")
+            state.event("refused", why=str(e))
+            raise
     if args.action == "attach":
         return attach(state, args.who or "office")
     if args.action == "approve":

@@ -511,7 +511,7 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
             try:
                 return one(st)
             except Exception as e:  # noqa: BLE001 - put to the person, then recorded
-                choice = decide(st, e)
+                choice = "stop" if isinstance(e, events.StopAsked) else decide(st, e)
                 if choice == "retry":
                     print(f"{st.host}:{st.disk}: failed ({e}); restoring it again, as asked "
                           f"(the journal keeps the images already restored)", flush=True)
@@ -539,7 +539,11 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
         if n > 1 and len(steps) > 1:
             print(f"restoring up to {n} DLEs at once (--jobs): parents first, one stream "
                   f"per volume")
-        streams.run(steps, n, attempt, on_error=failed, on_interrupt=runner.terminate_all,
+        def interrupted():  # Ctrl-C, SIGTERM: nobody is asked about the streams it ends
+            stop.set()
+            runner.terminate_all()
+
+        streams.run(steps, n, attempt, on_error=failed, on_interrupt=interrupted,
                     should_stop=stop.is_set)
     seen = {(r.host, r.disk) for r in results} | {(h, d) for h, d, _ in errors}
     for st in steps:
@@ -551,15 +555,21 @@ def do_restore(s: Session, runner: Runner, only=None, planned=None, results=None
     return results, errors
 
 
-def count_entries(top: str) -> int | None:
+def count_entries(top: str, seconds: float = 20.0) -> int | None:
     """Files, directories and links of the filesystem at `top` (not below
-    another mount: those are their own DLEs' counts)."""
+    another mount: those are their own DLEs' counts); None when counting
+    would take longer than `seconds` (millions of files: the restore's
+    volumes wait meanwhile)."""
+    import time
     try:
         dev = os.lstat(top).st_dev
     except OSError:
         return None
     n = 0
+    end = time.monotonic() + seconds
     for root, dirs, files in os.walk(top):
+        if time.monotonic() > end:
+            return None
         keep = []
         for d in dirs:
             try:

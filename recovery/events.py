@@ -93,6 +93,10 @@ def parse(line: str) -> dict | None:
     return rec if isinstance(rec, dict) and "kind" in rec else None
 
 
+class StopAsked(Exception):
+    """The person chose to stop the recovery at a question (a volume prompt)."""
+
+
 def _reply_channel():
     global _replies
     if _replies is None:

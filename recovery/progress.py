@@ -77,7 +77,7 @@ class Progress:
             with _lock:
                 self.row = next(i for i in range(len(_rows) + 1) if i not in _rows)
                 self.bar = tqdm(total=ev.total, desc=desc, unit="B", unit_scale=True,
-                                unit_divisor=1000, position=self.row, leave=True,
+                                unit_divisor=1000, position=self.row, leave=False,
                                 dynamic_ncols=True, mininterval=0.5, file=sys.stdout,
                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/"
                                            "{total_fmt} {rate_fmt} ETA {remaining}")
@@ -89,8 +89,13 @@ class Progress:
         self.bar.update(max(0, ev.done - self.bar.n))
 
     def close(self) -> None:
+        """The bar goes; its last state stays as a line above the others (a bar
+        left in place would be drawn over by the next stream's)."""
         if self.bar is not None:
+            from tqdm import tqdm
             with _lock:
+                last = str(self.bar)
                 self.bar.close()
                 _rows.pop(self.row, None)
+                tqdm.write(last, file=sys.stdout)
             self.bar = None

@@ -109,6 +109,26 @@ def set_network(net: str) -> list[str]:
     return out
 
 
+def assist_from_bundle(a: answers_mod.Answers, entry: store.Entry) -> None:
+    """welcome.assist: true with no office: in the image's site settings: the
+    bundle's assist: settings, now that it is open."""
+    from .assist import bundle_settings, call_on_live
+    from .site import DEFAULT
+    if a.get("welcome", "assist") is not True or DEFAULT.exists() or not is_live():
+        return
+    from .bundles import open_any
+    u = a.screens.get("unlock") or {}
+    b = open_any(entry.path, home=u.get("gnupghome"), passphrase_file=u.get("passphrase-file"),
+                 signers=u.get("signers"), interactive=False)
+    path = bundle_settings(getattr(b, "manifest", None) or {})
+    if path is None:
+        say("welcome.assist: neither the image's site settings nor the bundle have the "
+            "office's settings: nobody is called")
+        return
+    call_on_live(str(path))
+    say("welcome.assist: calling the office with the bundle's settings")
+
+
 def find_bundle(a: answers_mod.Answers, store_dir: str) -> store.Entry:
     """The bundle the answers pick: host.bundle, else the newest of host.name
     among the bundles the `bundles` screen's sources (default: the attached
@@ -280,12 +300,15 @@ def _run(args, parse, recover) -> int:
     say(f"host: {entry.host}, bundle {entry.path.name} ({entry.source})")
     unlock(a, entry)
     network(a, entry)
+    assist_from_bundle(a, entry)
     confirm(a, entry.host)
     target = args.target or a.get("run", "target", "/mnt/target")
     report = Path(target + ".amdr") / "restore-report.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     argv = answers_mod.recover_argv(a, str(entry.path), target) + ["--yes", "--report",
                                                                      str(report)]
+    if "--on-error" not in argv:  # nobody is asked in an answers run, even on a terminal
+        argv += ["--on-error", "skip"]
     say("recover " + " ".join(argv[1:]))
     t0 = time.monotonic()
     rc = 3

@@ -57,7 +57,8 @@ def ask_on_terminal(text: str):
         raise ConfigError(f"a person must act ({text}), but there is no terminal to ask on; "
                           f"give --changer, or run this on a terminal")
     if choice == "stop":
-        raise MediaError(f"stopped, as asked, at: {text}")
+        from ..events import StopAsked
+        raise StopAsked(f"stopped, as asked, at: {text}")
 
 
 class TapeDrive:

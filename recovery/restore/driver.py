@@ -210,6 +210,14 @@ def restore_step(runner: Runner, step: RestoreStep, library: VtapeLibrary,
     return res
 
 
+def part_bytes(library, part) -> int | None:
+    """A vtape file's bytes past its header (what its dd writes), or None."""
+    try:
+        return library.image_path(part.label, part.filenum).stat().st_size - HEADER_SIZE
+    except (AttributeError, OSError, AmdrError):
+        return None
+
+
 def _stream_image(runner, step, library, d, n, parts, first, extract, journal, progress,
                   start, total, base):
     """One image (its parts in order) into the extract command."""
@@ -219,7 +227,8 @@ def _stream_image(runner, step, library, d, n, parts, first, extract, journal, p
     sources = [Source(r.cmds,
                       before=None if i == 0 else
                       (lambda p=p: reach_part(runner, step, library, d, p)),
-                      check=lambda stats, p=p: check_amrestore(stats, step, d, p))
+                      check=lambda stats, p=p: check_amrestore(stats, step, d, p),
+                      expect=part_bytes(library, p))
                for i, (r, p) in enumerate(zip(pipe.parts, parts))]
     log.info("restoring %s level %d (%s) from %s into %s", dle, d.level, pipe.how,
              ", ".join(f"{p.label} file {p.filenum}" for p in parts), step.directory)

@@ -102,6 +102,9 @@ class App:
             if sc.name == "disks" and self.model.network_later:
                 self.set_network(self.model.network_later)  # the bundle is open now
                 self.model.network_later = None
+            if sc.name == "disks" and self.model.assist_later:
+                self.model.assist_later = False
+                self.assist_call()
             answered = self.answers is not None and sc.name in self.answers.screens
             if not answered and sc.name not in ("run", "summary") and sc.satisfied():
                 self.say(f"{sc.name}: as proposed")
@@ -213,6 +216,8 @@ class App:
     def ask(self, ev: dict) -> None:
         """The engine asks (a DLE failed, a volume is wanted): a dialog over the
         run screen; the choice goes back to the engine, which waits for it."""
+        if self._replies is None:  # the engine has ended: nobody waits for an answer
+            return
         text = str(ev.get("text") or "")
         self.say(f"asked: {text}")
         under = self.loop.widget
@@ -226,6 +231,8 @@ class App:
                 return
             self.say(f"answered: {choice}")
             try:
+                if self._replies is None:
+                    raise OSError("it has ended")
                 os.write(self._replies, (json.dumps({"id": ev.get("id"), "choice": choice})
                                          + "\n").encode())
             except OSError as e:
@@ -310,15 +317,22 @@ class App:
                                               f"the recovery ended with exit {self.result}")]
         out.append(f"{'DLE':22s} {'levels':7s} {'files':>7s} {'MB':>8s} {'seconds':>8s} "
                    f"{'MB/s':>6s}")
-        for r in self.report.get("restored") or []:
+        restored = self.report.get("restored") or []
+        shown = restored if len(restored) <= 8 else restored[:7]
+        for r in shown:
             mb = (r.get("bytes") or 0) / 1e6
             s = r.get("seconds") or 0
             files = "" if r.get("files") is None else str(r["files"])
             out.append(f"{r.get('disk', '?')[-22:]:22s} "
                        f"{','.join(map(str, r.get('levels', []))):7s} {files:>7s} {mb:8.1f} "
                        f"{s:8.1f} {(mb / s if s else 0):6.1f}")
-        for e in self.report.get("errors") or []:
-            out.append(f"NOT RESTORED {e.get('message') if isinstance(e, dict) else e}")
+        if len(shown) < len(restored):
+            out.append(f"... and {len(restored) - len(shown)} more restored (the report below)")
+        errors = self.report.get("errors") or []
+        for e in errors[:4]:
+            out.append(f"NOT RESTORED {e.get('message') if isinstance(e, dict) else e}"[:160])
+        if len(errors) > 4:
+            out.append(f"... and {len(errors) - 4} more not restored (the report below)")
         steps = [f"{k} {v[1] - v[0]:.0f} s" for k, v in self.step_times.items()
                  if v[1] is not None]
         if steps:
@@ -368,7 +382,8 @@ class App:
         on = st.file("authorized_keys").exists()
         under = self.loop.widget
         fp = st.config().get("host_key") if on else None
-        lines = [st.refresh() if on else "Remote assist is off.",
+        lines = [st.refresh() if on else "Remote assist is off." + (
+                     f" ({st.tunnel()})" if st.tunnel().startswith("refused") else ""),
                  *([f"this system's host key (read it out): {fp}"] if fp else []),
                  "The office sees this screen through an outbound connection to its",
                  "jump host; it watches until you let it type; you can drop it any time."]
@@ -423,6 +438,12 @@ class App:
         extra = shlex.split(self.model.assist_args or "")
         if "--settings" not in extra:
             extra += self.assist_settings(st)
+        from ..site import DEFAULT
+        if "--settings" not in extra and not DEFAULT.exists() and self.model.bundle is None:
+            self.model.assist_later = True
+            self.say("assist: the office's settings come with the bundle: the office is "
+                     "called once it is open (host and passphrase)")
+            return
         if os.path.exists("/run/live/medium"):  # the service: it outlives the screens
             from ..assist import call_on_live
             given = extra[extra.index("--settings") + 1] if "--settings" in extra else None
@@ -441,16 +462,12 @@ class App:
         """The image's site settings are found by `assist call` itself; the
         bundle's (essentials.yaml assist:) are handed over in a file, once the
         bundle is open."""
+        from ..assist import bundle_settings
         from ..site import DEFAULT
-        manifest = getattr(self.model.bundle, "manifest", None) or {}
-        if DEFAULT.exists() or not manifest.get("assist"):
+        if DEFAULT.exists():
             return []
-        import yaml
-        f = st.file("office.yaml")
-        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            yaml.safe_dump({"office": manifest["assist"]}, out)
-        return ["--settings", str(f)]
+        f = bundle_settings(getattr(self.model.bundle, "manifest", None) or {}, st)
+        return ["--settings", str(f)] if f else []
 
     def show_log(self) -> None:
         back = self.loop.widget  # the screen as it was (a run's rows, a dialog)

@@ -57,6 +57,7 @@ class Model:
     network_later: str | None = None
     assist_state: str = "/run/amanda-dr/assist"
     assist_args: str = ""  # more options for `amdr-recover assist call`
+    assist_later: bool = False  # call once the bundle (its assist: settings) is open
 
     @property
     def state_dir(self) -> str:
