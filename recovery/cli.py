@@ -645,11 +645,11 @@ def resume_hint(s: Session, errors, steps=()) -> list[str]:
 
 
 def print_results(results, errors):
-    print(f"{'DLE':36s} {'levels':8s} {'files':>8s} {'MB':>9s} {'seconds':>8s} {'MB/s':>7s}")
+    print(f"{'DLE':36s} {'levels':8s} {'files':>7s} {'MB':>9s} {'seconds':>8s} {'MB/s':>7s}")
     for r in results:
         mb = r.bytes / 1e6
         files = "" if r.files is None else str(r.files)
-        print(f"{r.host + ':' + r.disk:36s} {','.join(map(str, r.levels)):8s} {files:>8s} "
+        print(f"{r.host + ':' + r.disk:36s} {','.join(map(str, r.levels)):8s} {files:>7s} "
               f"{mb:9.1f} {r.seconds:8.2f} {mb / r.seconds if r.seconds else 0:7.1f}")
     for r in results:
         for n in r.notes:
