@@ -72,6 +72,13 @@ class Settings:
         missing = [k for k in ("host", "user", "host_key") if not doc.get(k)]
         if missing:
             raise ConfigError(f"{where}: remote assist needs {', '.join(missing)}")
+        import re
+        for k, pattern in (("host", r"[A-Za-z0-9][A-Za-z0-9.:_-]*"),
+                           ("user", r"[A-Za-z0-9_][A-Za-z0-9._-]*")):
+            if not re.fullmatch(pattern, str(doc[k])):  # it reaches ssh's command line
+                raise ConfigError(f"{where}: {k} {doc[k]!r}: expected a host name or address "
+                                  f"(letters, digits, '.', ':', '-', '_')" if k == "host" else
+                                  f"{where}: {k} {doc[k]!r}: expected a login name")
         key = doc.get("key")
         if key and base is not None and not os.path.isabs(key):
             key = str(base / key)
@@ -271,6 +278,11 @@ def attach(state: State, who: str) -> int:
            "from": (os.environ.get("SSH_CONNECTION") or "").split(" ")[0],
            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write(state.path / "clients" / f"{os.getpid()}.json", json.dumps(rec))
+    if not (state.file("authorized_keys").exists() or state.file("lan").exists()):
+        # ended while this one was coming in: it does not stay
+        (state.path / "clients" / f"{os.getpid()}.json").unlink(missing_ok=True)
+        print("remote assist has just ended at this machine", file=sys.stderr)
+        return 1
     state.event("connect", who=who, tty=tty)
     try:
         state.refresh()  # the engineer sees who came at once
@@ -524,6 +536,8 @@ def end(state: State) -> str:
     """Stop the tunnel (its process is told; it removes the keys and detaches the
     office), or clean up what it left."""
     try:
+        if not _alive(state.file("call.pid")):
+            raise OSError("no call runs")
         pid = int(state.file("call.pid").read_text())
         os.kill(pid, signal.SIGTERM)
         for _ in range(50):
@@ -546,6 +560,15 @@ def end(state: State) -> str:
 LAN_PORT = 2200
 LAN_CONF = Path("/etc/ssh/sshd_config.d/amdr-lan.conf")
 ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # nothing read wrongly over a phone
+
+
+def _alive(pidfile: Path) -> bool:
+    """The process a pid file names runs, and is ours (not a reused pid)."""
+    try:
+        pid = int(pidfile.read_text())
+        return b"assist" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
 
 
 def lan_password() -> str:
@@ -603,9 +626,11 @@ def lan(state: State, on: bool, session: str = SESSION, host_key_pub: Path = HOS
     state.event("lan on", port=port, host_key=fp)  # (never the password)
     show_status(session, state)
     state.refresh()
-    subprocess.Popen([own_command(), "assist", "watch", "--state", str(state.path)],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    if not _alive(state.file("watch.pid")):  # one watcher, however often lan runs
+        w = subprocess.Popen([own_command(), "assist", "watch", "--state", str(state.path)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        _write(state.file("watch.pid"), f"{w.pid}\n")
     addrs = subprocess.run(["ip", "-br", "-4", "addr", "show", "scope", "global"],
                            capture_output=True, text=True).stdout.split()
     ips = [a.split("/")[0] for a in addrs if "/" in a]

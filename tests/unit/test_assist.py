@@ -77,3 +77,9 @@ def test_on_the_lan_the_status_line_shows_the_password_and_fits(tmp_path):
     for f in tmp_path.iterdir():
         if f.name not in ("lan", "status.short") and f.is_file():
             assert "abcd-efgh-jkmn" not in f.read_text(), f
+
+
+def test_host_and_user_cannot_become_ssh_options():
+    for bad in ({"host": "-oProxyCommand=sh"}, {"user": "root\nx"}, {"host": "a b"}):
+        with pytest.raises(ConfigError, match="expected a"):
+            settings(**bad)
