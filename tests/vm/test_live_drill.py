@@ -15,6 +15,7 @@ must show the original host, mounts, swap and address.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,17 @@ def test_the_drill_passes_and_says_why(drilled, source):
     assert txt.read_text().splitlines()[0].endswith("PASSED")
     assert "PASSED</span>" in htm.read_text()
     print("drill figures (s): " + ", ".join(f"{k} {v}" for k, v in res["steps"].items()))
+    # the HTML report as a person sees it printed: a page, its text
+    art = Path(os.environ.get("AMDR_ARTIFACTS", "/var/tmp/amdr-artifacts")) / "drill"
+    art.mkdir(parents=True, exist_ok=True)
+    for old in art.glob("report-*.png"):
+        old.unlink()
+    pdf = art / "report.pdf"
+    subprocess.run(["weasyprint", str(htm), str(pdf)], check=True, capture_output=True)
+    subprocess.run(["pdftoppm", "-r", "80", "-png", str(pdf), str(art / "report")], check=True)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    assert sorted(art.glob("report-*.png")) and "PASSED" in text and source.host in text, text
 
 
 def test_the_live_system_took_the_hosts_own_address_from_the_bundle(drilled, source):
