@@ -13,13 +13,11 @@ loaded first): the estimate then says so.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 
 from essentials.doctor import locate
-
-HEADER = 32768
+from essentials.runner import Cmd, Runner
 
 
 @dataclass
@@ -53,44 +51,28 @@ def largest_part(library, steps):
     return label, filenum, path, read_header(path)
 
 
-def measure(library, steps, seconds: float = 2.0, limit: int = 64 << 20) -> Measured | None:
+def measure(library, steps, seconds: float = 2.0, limit: int = 64 << 20,
+            runner: Runner | None = None) -> Measured | None:
     if not hasattr(library, "image_path"):
         return None
     found = largest_part(library, steps)
     if found is None:
         return None
     label, filenum, path, header = found
-    from .pipe import filters
+    from .pipe import HEADER_SIZE, file_read, filters
     try:
         fl = [f for f in filters(header) if f.what == "uncompress"] if header else []
     except Exception:  # noqa: BLE001 - an unknown compression: read only
         fl = []
     argv = fl[0].argv if fl and locate(fl[0].argv[0]) else None
-    sink = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL) if argv else None
-    done = 0
+    # the restore's own read (dd past the header), cut by time and size, into
+    # the uncompress program (or nothing): an OS pipe, the bytes counted by dd
+    read = ["timeout", f"{seconds:g}"] + file_read(path) + [f"count={max(1, limit // HEADER_SIZE)}"]
+    cmds = [Cmd(read)] + ([Cmd(argv)] if argv else [])
     t0 = time.monotonic()
-    try:
-        with open(path, "rb") as f:
-            f.seek(HEADER)
-            while done < limit and time.monotonic() - t0 < seconds:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                done += len(chunk)
-                if sink is not None:
-                    try:
-                        sink.stdin.write(chunk)
-                    except BrokenPipeError:
-                        break
-    finally:
-        if sink is not None:
-            try:
-                sink.stdin.close()
-            except BrokenPipeError:
-                pass
-            sink.wait()
+    res = (runner or Runner()).pipeline(cmds, check=False, what="measuring the volumes")
     took = time.monotonic() - t0
+    done = res.stages[0].write_bytes
     if done == 0:
         return None
     how = f"read and {' '.join(argv)}" if argv else "read"

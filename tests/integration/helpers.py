@@ -131,3 +131,33 @@ class Tmux:
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def keys_fixture(passphrase: str):
+    """A module's `keys` fixture: the lab's key set, the recovery key under
+    `passphrase` (tests/lab/keys.py), removed after the module."""
+    import pytest
+
+    from tests.lab.keys import make_keys
+
+    @pytest.fixture(scope="module")
+    def keys():
+        k = make_keys(passphrase)
+        yield k
+        k.cleanup()
+    return keys
+
+
+@contextlib.contextmanager
+def lab_after_two_runs(keys):
+    """The lab after a level 0 and a level 1 (tests/lab/scenario.py), its
+    bundle sealed as `lab.sealed`."""
+    from tests.lab import scenario
+    from tests.lab.lab import AmandaLab
+    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab:
+        scenario.initial(lab.mnt, lab.data_mnt)
+        lab.backup(expect=0)
+        scenario.change1(lab.mnt, lab.data_mnt)
+        lab.backup(expect=1)
+        lab.sealed = seal(lab, keys)
+        yield lab

@@ -17,32 +17,21 @@ import pytest
 
 from essentials import bundle as bundle_mod
 from recovery.runbook import page
-from tests.lab import scenario
-from tests.lab.keys import make_keys
-from tests.lab.lab import DATA_UUID, ROOT_UUID, SWAP_UUID, AmandaLab, sh
+from tests.lab.lab import DATA_UUID, ROOT_UUID, SWAP_UUID, sh
 
-from .helpers import amdr, collect, differences, seal
+from .helpers import amdr, collect, differences, keys_fixture, lab_after_two_runs
 
 pytestmark = pytest.mark.integration
 PASS = "runbook lab words"
 ARTIFACTS = Path(os.environ.get("AMDR_ARTIFACTS", "/var/tmp/amdr-artifacts")) / "runbook"
 
 
-@pytest.fixture(scope="module")
-def keys():
-    k = make_keys(PASS)
-    yield k
-    k.cleanup()
+keys = keys_fixture(PASS)
 
 
 @pytest.fixture(scope="module")
 def lab(keys):
-    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab:
-        scenario.initial(lab.mnt, lab.data_mnt)
-        lab.backup(expect=0)
-        scenario.change1(lab.mnt, lab.data_mnt)
-        lab.backup(expect=1)
-        lab.sealed = seal(lab, keys)
+    with lab_after_two_runs(keys) as lab:
         lab.plain = Path(collect(lab, str(lab.base / "plain")))
         yield lab
 

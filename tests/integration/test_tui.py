@@ -15,31 +15,22 @@ import pytest
 import yaml
 
 from tests.lab import scenario
-from tests.lab.keys import make_keys
 from tests.lab.lab import AmandaLab, sh
 
-from .helpers import BIN, Tmux, amdr, blank_disk, differences, seal, umount_target
+from .helpers import (BIN, Tmux, amdr, blank_disk, differences, keys_fixture,
+                      lab_after_two_runs, seal, umount_target)
 
 pytestmark = pytest.mark.integration
 PASS = "tui lab words"
 ARTIFACTS = Path(os.environ.get("AMDR_ARTIFACTS", "/var/tmp/amdr-artifacts")) / "tui"
 
 
-@pytest.fixture(scope="module")
-def keys():
-    k = make_keys(PASS)
-    yield k
-    k.cleanup()
+keys = keys_fixture(PASS)
 
 
 @pytest.fixture(scope="module")
 def lab(keys):
-    with AmandaLab(root_mb=48, data_mb=32, swap_mb=8) as lab:
-        scenario.initial(lab.mnt, lab.data_mnt)
-        lab.backup(expect=0)
-        scenario.change1(lab.mnt, lab.data_mnt)
-        lab.backup(expect=1)
-        lab.sealed = seal(lab, keys)
+    with lab_after_two_runs(keys) as lab:
         yield lab
 
 
