@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,6 +53,9 @@ class Outcome:
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)   # still in the spool
     dropped: list[str] = field(default_factory=list)   # pruned from the spool
+    runbook: str | None = None  # the runbook written beside the bundle
+    runbook_note: str | None = None  # what it lacks (a client's: no volumes)
+    runbook_error: str | None = None  # configured, but not written: why
 
     @property
     def exit_code(self) -> int:
@@ -60,7 +64,8 @@ class Outcome:
         if not self.bundle or not reached:
             return EXIT_FAILED
         if any(s["status"] != "ok" for s in self.collectors.values()) \
-                or any(not d.ok for d in self.deliveries) or self.dropped:
+                or any(not d.ok for d in self.deliveries) or self.dropped \
+                or self.runbook_error:
             return EXIT_PARTIAL
         return EXIT_OK
 
@@ -180,6 +185,8 @@ def make_bundle(cfg: dict, runner: Runner, out: Outcome, spool: Spool, keys, now
         if (staging / "layout.yaml").is_file():
             layouts = _private_dir(state / "layouts")
             shutil.copyfile(staging / "layout.yaml", layouts / (name + ".layout.yaml"))
+        if cfg["runbook"]["format"] != "none":
+            make_runbook(cfg, runner, out, staging, work, path, keys)
         return path
     except AmdrError as e:
         out.bundle_error = str(e)
@@ -187,6 +194,53 @@ def make_bundle(cfg: dict, runner: Runner, out: Outcome, spool: Spool, keys, now
         return None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+RUNBOOK_TIMEOUT = 600
+
+
+def make_runbook(cfg: dict, runner: Runner, out: Outcome, staging: Path, work: Path,
+                 bundle_path: Path, keys):
+    """The host's runbook from the bundle just sealed (its plaintext still in
+    staging), written beside it in the spool, sealed or plain as configured:
+    every delivery then takes both.  A runbook that cannot be made is said
+    in the report (exit PARTIAL); the bundle goes all the same."""
+    fmt, seal_it = cfg["runbook"]["format"], cfg["runbook"]["sealed"]
+    name = sealed.runbook_name(bundle_path.name, fmt, seal_it)
+    plain = work / sealed.runbook_name(bundle_path.name, fmt, False)
+    try:
+        # amdr-recover's own renderer, as a program: recovery imports essentials,
+        # never the reverse; the same interpreter and package as this run
+        res = runner.run([sys.executable, "-m", "recovery", "runbook", "--bundle", staging,
+                          "--bundle-name", bundle_path.name, "--out", plain], check=False,
+                         timeout=RUNBOOK_TIMEOUT, what="writing the runbook")
+        text = (res.stdout + res.stderr).decode("utf-8", "replace")
+        if res.returncode not in (EXIT_OK, EXIT_PARTIAL) or not plain.is_file():
+            tail = " ".join(text.strip().splitlines()[-3:]) or f"exit {res.returncode}"
+            raise AmdrError(f"amdr-recover runbook failed: {tail}")
+        if res.returncode == EXIT_PARTIAL:  # written, without some DLE's restore chain
+            missing = [ln.strip().removeprefix("NOT RESTORABLE ").strip()
+                       for ln in text.splitlines() if "NOT RESTORABLE" in ln]
+            out.runbook_note = ("without the volumes of " + "; ".join(missing[:3])
+                                + (" ..." if len(missing) > 3 else "")
+                                + " (a client's bundle holds no catalog: the Amanda "
+                                  "server's runbook and site-plan have them)")
+        dest = bundle_path.with_name(name)
+        if seal_it:
+            recipients, signer = keys
+            sealed.seal_file(runner, plain, dest, cfg["gpg"]["home"], recipients, signer,
+                             cfg["gpg"]["passphrase_file"])
+        else:
+            part = dest.with_name("." + dest.name + ".part")
+            shutil.copyfile(plain, part)
+            os.chmod(part, 0o644)
+            os.replace(part, dest)
+        out.runbook = name
+    except (AmdrError, OSError) as e:
+        out.runbook_error = str(e)
+        log.error("no runbook: %s", e)
+    finally:
+        plain.unlink(missing_ok=True)
 
 
 def _remember_layout(cfg: dict, name: str):
@@ -290,6 +344,11 @@ def report(out: Outcome) -> str:
         lines.append(f"bundle: {out.bundle.name} ({_size(out.bundle_size)})")
     else:
         lines.append(f"bundle: none: {out.bundle_error}")
+    if out.runbook:
+        lines.append(f"runbook: {out.runbook}"
+                     + (f" ({out.runbook_note})" if out.runbook_note else ""))
+    elif out.runbook_error:
+        lines.append(f"runbook: NOT WRITTEN: {out.runbook_error}")
     if out.deliveries:
         lines.append("deliveries:")
         for d in out.deliveries:

@@ -204,6 +204,15 @@ SCHEMA = Section({
                       doc="the office staff's public keys: the only keys the live "
                           "system's sshd accepts"),
     }, doc="remote assist: carried in the bundle for the live system"),
+    "runbook": Section({
+        "format": Field(str, "none", check=_one_of("none", "pdf", "html"),
+                        doc="write this host's printable runbook beside each bundle "
+                            "(amdr-recover runbook): pdf, html or none"),
+        "sealed": Field(bool, True,
+                        doc="encrypt and sign it as the bundle is (it holds no secret, "
+                            "but disks, addresses and volumes: false sends it plain, "
+                            "ready to print)"),
+    }, doc="the runbook for the recovery kit, delivered with each bundle"),
     "deliveries": ListOf(Section({}), doc="where bundles go; each one independent"),
 })
 

@@ -153,30 +153,26 @@ def sender_keys(home, recipients: list[str], signer: str) -> tuple[list[str], st
 
 # -- seal -------------------------------------------------------------------
 
-def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
-         signer: str, passphrase_file: str | None = None) -> Path:
-    """tar (manifest first) | gpg --encrypt --sign  ->  dest, atomically, mode 0600."""
-    staging, dest = Path(staging), Path(dest)
-    if not (staging / MANIFEST).is_file():
-        raise BundleError(f"{staging}: no {MANIFEST}; nothing to seal")
-    listing = staging.parent / (staging.name + ".files")
-    listing.write_text("\0".join([MANIFEST] + _members(staging)) + "\0")
-    part = dest.with_name("." + dest.name + ".part")
+def _gpg_seal(home, recipients: list[str], signer: str, passphrase_file: str | None,
+              out: Path) -> list[str]:
     gpg = ["gpg", "--homedir", str(home), "--batch", "--yes", "--no-tty", "--quiet",
            "--trust-model", "always", "--encrypt", "--sign", "--local-user", signer]
     for r in recipients:
         gpg += ["--recipient", r]
     if passphrase_file:
         gpg += ["--pinentry-mode", "loopback", "--passphrase-file", passphrase_file]
-    gpg += ["--output", str(part)]
+    return gpg + ["--output", str(out)]
+
+
+def _sealing(runner: Runner, dest: Path, cmds, what: str, home, signer: str,
+             passphrase_file: str | None) -> Path:
+    """Run the pipeline `cmds` (its last command writes dest's .part file),
+    then rename it to dest (mode 0600); a wrong signing passphrase is a
+    ConfigError saying so; no gpg-agent outlives it."""
+    part = dest.with_name("." + dest.name + ".part")
     old = os.umask(0o077)
     try:
-        runner.pipeline([
-            Cmd(["tar", "--create", "--file", "-", "--directory", str(staging),
-                 "--owner=0", "--group=0", "--numeric-owner", "--no-recursion",
-                 "--null", "--verbatim-files-from", "--files-from", str(listing)]),
-            Cmd(gpg),
-        ], what=f"sealing the bundle into {dest}")
+        runner.pipeline(cmds, what=what)
         os.chmod(part, 0o600)
         os.replace(part, dest)
     except CommandError as e:
@@ -195,10 +191,70 @@ def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
         raise
     finally:
         os.umask(old)
-        listing.unlink(missing_ok=True)
         # no gpg-agent (holding the signing key's passphrase) outlives the run
         runner.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
     return dest
+
+
+def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
+         signer: str, passphrase_file: str | None = None) -> Path:
+    """tar (manifest first) | gpg --encrypt --sign  ->  dest, atomically, mode 0600."""
+    staging, dest = Path(staging), Path(dest)
+    if not (staging / MANIFEST).is_file():
+        raise BundleError(f"{staging}: no {MANIFEST}; nothing to seal")
+    listing = staging.parent / (staging.name + ".files")
+    listing.write_text("\0".join([MANIFEST] + _members(staging)) + "\0")
+    part = dest.with_name("." + dest.name + ".part")
+    try:
+        return _sealing(runner, dest, [
+            Cmd(["tar", "--create", "--file", "-", "--directory", str(staging),
+                 "--owner=0", "--group=0", "--numeric-owner", "--no-recursion",
+                 "--null", "--verbatim-files-from", "--files-from", str(listing)]),
+            Cmd(_gpg_seal(home, recipients, signer, passphrase_file, part)),
+        ], f"sealing the bundle into {dest}", home, signer, passphrase_file)
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+def seal_file(runner: Runner, src: Path, dest: Path, home, recipients: list[str],
+              signer: str, passphrase_file: str | None = None) -> Path:
+    """One file encrypted to the recipients and signed, as a bundle is (the
+    runbook beside it): gpg --decrypt gives the file back."""
+    src, dest = Path(src), Path(dest)
+    part = dest.with_name("." + dest.name + ".part")
+    return _sealing(runner, dest, [Cmd(_gpg_seal(home, recipients, signer, passphrase_file,
+                                                 part) + [str(src)])],
+                    f"sealing {src.name} into {dest}", home, signer, passphrase_file)
+
+
+# -- companions: the files that travel beside a bundle ----------------------
+
+RUNBOOK_MARK = ".runbook."
+
+
+def runbook_name(bundle: str, fmt: str, sealed: bool) -> str:
+    """HOST-TIME.runbook.pdf (or .html), with .gpg when sealed: beside
+    HOST-TIME.amdr.gpg, named so that no bundle pattern takes it for one."""
+    return bundle.removesuffix(SUFFIX) + RUNBOOK_MARK + fmt + (".gpg" if sealed else "")
+
+
+def companion_of(name: str) -> str | None:
+    """The bundle name a companion file belongs to (None: not a companion)."""
+    stem, mark, rest = name.partition(RUNBOOK_MARK)
+    if not mark or not rest or "/" in name:
+        return None
+    bundle = stem + SUFFIX
+    return bundle if parse_name(bundle) else None
+
+
+def companions(bundle: Path) -> list[Path]:
+    """The files beside `bundle` that belong to it, in name order."""
+    bundle = Path(bundle)
+    try:
+        names = os.listdir(bundle.parent)
+    except OSError:
+        return []
+    return [bundle.parent / n for n in sorted(names) if companion_of(n) == bundle.name]
 
 
 # -- unseal -----------------------------------------------------------------

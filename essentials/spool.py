@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from .errors import AmdrError
-from .sealed import SUFFIX, newest_first
+from .sealed import RUNBOOK_MARK, SUFFIX, companion_of, companions, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ class Spool:
             # bundle of the same name would otherwise inherit)
             orphans = [st for st in self.dir.glob(f"*{SUFFIX}.state")
                        if not st.with_name(st.name.removesuffix(".state")).exists()]
+            # a runbook whose bundle is gone (removed, or never sealed)
+            orphans += [c for c in self.dir.glob(f"*{RUNBOOK_MARK}*")
+                        if companion_of(c.name) and not (self.dir / companion_of(c.name)).exists()]
             for stale in [*self.dir.glob(f".*{SUFFIX}.part"), *self.dir.glob(".*.state.tmp"),
+                          *self.dir.glob(f".*{RUNBOOK_MARK}*.part"),
                           *self.dir.glob(".probe.*"), *orphans]:
                 log.warning("removing %s left by an interrupted run", stale)
                 stale.unlink(missing_ok=True)
@@ -95,6 +99,8 @@ class Spool:
         return [d for d in deliveries if d not in done]
 
     def remove(self, bundle: Path):
+        for c in companions(bundle):  # its runbook goes with it
+            c.unlink(missing_ok=True)
         bundle.unlink(missing_ok=True)
         self.state_path(bundle).unlink(missing_ok=True)
 

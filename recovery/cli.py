@@ -1079,6 +1079,8 @@ def cmd_runbook(args) -> int:
         args.state_dir, args.map = state, None
         try:
             s = _session(args)
+            if args.bundle_name:
+                s.bundle_name = args.bundle_name
             cat = (args.catalog_bundle or [None])[0]
             r = content.from_session(s, args.target, forms, args.tape,
                                      Path(cat).name if cat else None)
@@ -1625,6 +1627,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: all three)")
     sp.add_argument("--tape", default="/dev/nst0", metavar="DEV",
                     help="the tape drive the tape forms name (default /dev/nst0)")
+    sp.add_argument("--bundle-name", metavar="NAME",
+                    help="the bundle's name as it is delivered (default: --bundle's file "
+                         "name; amdr-essentials gives the sealed bundle's)")
     sp.add_argument("--amanda-host", help="the host's name in the Amanda disklist")
     sp.add_argument("--vtapes", help="chg-disk directory holding the volumes (default: the "
                     "one in the catalog's amanda.conf): their files and headers are shown")

@@ -18,7 +18,7 @@ import importlib
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, AmdrError
-from ..sealed import SUFFIX, parse_name
+from ..sealed import SUFFIX, companion_of, companions, parse_name
 
 TYPES = ("sftp", "mail", "local")
 
@@ -69,7 +69,13 @@ def to_prune(names, host: str, keep: int, protect: str | None = None) -> list[st
             break
         if n not in kept:
             kept.append(n)
-    return sorted((n for n in ours if n not in kept), key=lambda n: bundle_stamp(n, host))
+    gone = sorted((n for n in ours if n not in kept), key=lambda n: bundle_stamp(n, host))
+    # a pruned bundle's runbook goes with it, after it
+    out = []
+    for b in gone:
+        out.append(b)
+        out += sorted(n for n in set(names) if companion_of(n) == b)
+    return out
 
 
 def part_name(name: str) -> str:
@@ -90,7 +96,9 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
     """Deliver `bundle` to one validated delivery entry; return where it went.
 
     `dest` is one entry of config.validate(...)["deliveries"].  Raises
-    DeliveryError for anything that went wrong.
+    DeliveryError for anything that went wrong.  The files beside the bundle
+    that belong to it (its runbook) go with it, written before it: where the
+    bundle is, its runbook is.
     """
     kind = dest.get("type")
     if kind not in TYPES:
@@ -104,4 +112,4 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
         raise DeliveryError(f"{dest['name']}: {bundle.name} is not a bundle name of host "
                             f"{host} (expected {host}-YYYYMMDDTHHMMSSZ{SUFFIX})")
     module = importlib.import_module(f"{__name__}.{kind}")
-    return module.deliver(dest, bundle, host, runner)
+    return module.deliver(dest, bundle, host, runner, companions(bundle))

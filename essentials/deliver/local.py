@@ -240,7 +240,8 @@ def _copy(label: str, bundle: Path, target: Path) -> Path:
 
 
 def _prune(label: str, target: Path, host: str, keep: int, protect: str):
-    """Delete this host's oldest bundles; logged, not fatal (the copy succeeded)."""
+    """Delete this host's oldest bundles (and their runbooks); logged, not fatal
+    (the copy succeeded)."""
     try:
         for name in to_prune(os.listdir(target), host, keep, protect):
             (target / name).unlink()
@@ -250,12 +251,14 @@ def _prune(label: str, target: Path, host: str, keep: int, protect: str):
                     label, target, e.strerror or e)
 
 
-def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
+def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     label = dest["name"]
     device = dest["device"]
     if not device:
         target = Path(dest["dir"])
         _check_target(label, runner, target, dest["create"], dest["removable"])
+        for x in extra:  # the runbook first: where the bundle is, its runbook is
+            _copy(label, x, target)
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         log.info("%s: copied %s", label, final)
@@ -271,6 +274,8 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
     try:
         if dest["removable"]:
             _refuse_root(label, runner, target, str(target))
+        for x in extra:  # the runbook first: where the bundle is, its runbook is
+            _copy(label, x, target)
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         try:

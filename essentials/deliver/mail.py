@@ -64,17 +64,24 @@ def subject(host: str, name: str) -> str:
     return f"amanda-dr bundle {host} {bundle_date(name, host)}"
 
 
-def body(host: str, name: str, size: int, sha256: str) -> str:
-    return (f"The amanda-dr disaster-recovery bundle of host {host} is attached.\n\n"
+def body(host: str, name: str, size: int, sha256: str, extra=()) -> str:
+    text = (f"The amanda-dr disaster-recovery bundle of host {host} is attached.\n\n"
             f"  host:    {host}\n"
             f"  bundle:  {name}\n"
             f"  size:    {size} bytes ({mb(size)})\n"
             f"  sha256:  {sha256}\n\n"
             f"It is encrypted and signed. Save the attachment and decrypt it with\n"
             f"amdr-recover (import it into the bundle store on the recovery image).\n")
+    for x in extra:
+        how = ("encrypted and signed as the bundle is: gpg --decrypt it, then print it"
+               if x.endswith(".gpg") else "print it")
+        text += (f"\nIts runbook is attached too: {x}\n({how} and keep it with the "
+                 f"recovery kit: it says how to recover {host} by hand).\n")
+    return text
 
 
-def build_message(dest: dict, host: str, name: str, data: bytes) -> EmailMessage:
+def build_message(dest: dict, host: str, name: str, data: bytes,
+                  extra: list[tuple[str, bytes]] = ()) -> EmailMessage:
     msg = EmailMessage()
     sender = sender_address(dest)
     msg["From"] = sender
@@ -82,8 +89,16 @@ def build_message(dest: dict, host: str, name: str, data: bytes) -> EmailMessage
     msg["Subject"] = subject(host, name)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    msg.set_content(body(host, name, len(data), hashlib.sha256(data).hexdigest()))
+    msg.set_content(body(host, name, len(data), hashlib.sha256(data).hexdigest(),
+                         [n for n, _ in extra]))
     msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    for n, raw in extra:  # the runbook
+        if n.endswith(".html"):
+            msg.add_attachment(raw.decode("utf-8", "replace"), subtype="html", filename=n)
+        else:
+            msg.add_attachment(raw, maintype="application",
+                               subtype="pdf" if n.endswith(".pdf") else "octet-stream",
+                               filename=n)
     return msg
 
 
@@ -229,15 +244,16 @@ def _explain(e, dest) -> DeliveryError:
                          f"{getattr(e, 'strerror', None) or e}")
 
 
-def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
+def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     label = _label(dest)
-    size = bundle.stat().st_size
+    size = bundle.stat().st_size + sum(Path(x).stat().st_size for x in extra)
     complaint = size_complaint(size, dest["max_size_mb"], label)
     if complaint:
         raise DeliveryError(complaint)
     if not dest["to"]:
         raise DeliveryError(f"{label}: no recipients in `to`")
-    msg = build_message(dest, host, bundle.name, bundle.read_bytes())
+    msg = build_message(dest, host, bundle.name, bundle.read_bytes(),
+                        [(Path(x).name, Path(x).read_bytes()) for x in extra])
     try:
         smtp = _open(dest)
         try:

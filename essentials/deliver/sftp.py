@@ -332,7 +332,7 @@ def _prune(sftp, remote_dir: str, host: str, keep: int, protect: str, where: str
                     where, remote_dir, _why(e))
 
 
-def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
+def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     where = _where(dest)
     key = _load_key(dest["key_file"], where)
     client = _connect(dest, key)
@@ -346,6 +346,8 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
         sftp.get_channel().settimeout(dest["timeout"])
         remote_dir = posixpath.join(dest["dir"] or ".", host)
         _makedirs(sftp, remote_dir, where)
+        for x in extra:  # the runbook first: where the bundle is, its runbook is
+            _upload(sftp, x, remote_dir, where)
         final = _upload(sftp, bundle, remote_dir, where)
         _prune(sftp, remote_dir, host, dest["keep"], bundle.name, where)
         try:

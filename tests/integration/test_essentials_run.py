@@ -396,3 +396,80 @@ def test_the_hosts_secret_signing_key_stays_out_of_etc_tar(tmp_path):
     assert "etc/hostname" in names and "etc/amanda-dr/gnupg/pubring.kbx" in names
     assert not any("private-keys-v1.d" in n for n in names)
     assert agent.signing_key_excludes(cfg, Path("/srv")) == []
+
+
+def decrypt(path: Path, keys, out: Path) -> Path:
+    p = subprocess.run(["gpg", "--homedir", str(keys.recovery_home), "--batch", "--no-tty",
+                        "--pinentry-mode", "loopback", "--passphrase-fd", "0",
+                        "--status-fd", "2", "--output", str(out), "--decrypt", str(path)],
+                       input=SITE_PASS + "\n", capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"VALIDSIG {keys.host_fpr}" in p.stderr  # signed by the host, as its bundle
+    return out
+
+
+def test_the_runbook_travels_beside_the_bundle_to_every_delivery(tmp_path, keys, lab):
+    """runbook: format pdf, sealed: each delivery (sftp, mail, USB) gets the
+    bundle and, beside it, HOST-TIME.runbook.pdf.gpg; decrypted it is the
+    host's runbook with its disk's UUIDs and its volumes; the spool is empty
+    after and no plaintext is left."""
+    from tests.integration.servers import smtp_server, sshd_server
+    from tests.lab.lab import ROOT_UUID
+    with sshd_server(tmp_path / "ssh") as s, smtp_server(tmp_path / "smtp", "none") as m:
+        config = make_config(tmp_path, keys, lab, [
+            {"type": "sftp", "name": "store", "host": s.host, "port": s.port, "user": s.user,
+             "key_file": str(s.client_key), "known_hosts": str(s.known_hosts),
+             "dir": "bundles", "timeout": 5},
+            {"type": "mail", "name": "dr-mail", "smtp_host": "127.0.0.1", "port": m.port,
+             "security": "none", "to": ["dr-team@example.com"]},
+            {"type": "local", "name": "usb", "dir": str(tmp_path / "usb")}],
+            runbook={"format": "pdf"})
+        p = run(config)
+        assert p.returncode == 0, p.stdout + p.stderr
+        [b] = bundles_in(tmp_path / "usb")
+        name = b.name.removesuffix(".amdr.gpg") + ".runbook.pdf.gpg"
+        assert f"runbook: {name}" in p.stdout
+        on_usb = tmp_path / "usb" / name
+        on_sftp = s.root_dir / "bundles" / "labhost" / name
+        [msg] = m.messages()
+        atts = {part.get_filename(): part.get_payload(decode=True) for part in msg.walk()
+                if part.get_filename()}
+        assert set(atts) == {b.name, name}
+        assert f"Its runbook is attached too: {name}" in msg.get_body().get_content()
+        for copy in (on_usb, on_sftp):
+            assert copy.read_bytes() == atts[name]
+        assert on_usb.stat().st_mode & 0o777 == 0o600
+        pdf = decrypt(on_usb, keys, tmp_path / "runbook.pdf")
+        assert pdf.read_bytes().startswith(b"%PDF")
+        text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
+                                       text=True, check=True).stdout.split())
+        assert ROOT_UUID in text and "6. By hand" in text
+        assert b.name in text  # the live steps name the bundle as delivered
+        for d in lab.dumps_of(lab.runs[-1].datestamp):
+            for part in d.parts:
+                assert f"-f {part.filenum} -l {part.label}" in text, part
+        assert list((tmp_path / "spool").iterdir()) == []
+        no_plaintext_left(tmp_path)
+
+
+def test_a_plain_runbook_is_ready_to_print_and_pruned_with_its_bundle(tmp_path, keys, lab):
+    """runbook: html, sealed: false: the USB stick holds it as is (no secret in
+    it); with keep 1 the second run removes the first bundle and its runbook."""
+    usb = tmp_path / "usb"
+    config = make_config(tmp_path, keys, lab, [{"type": "local", "dir": str(usb), "keep": 1}],
+                         runbook={"format": "html", "sealed": False})
+    first = run(config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    [b1] = bundles_in(usb)
+    html = usb / (b1.name.removesuffix(".amdr.gpg") + ".runbook.html")
+    doc = html.read_text()
+    assert "6. By hand" in doc and "mkfs.ext4" in doc and SITE_PASS not in doc
+    import time
+    time.sleep(1.1)  # the next bundle's name has a later second
+    second = run(config)
+    assert second.returncode == 0, second.stdout + second.stderr
+    [b2] = bundles_in(usb)
+    assert b2 != b1
+    assert sorted(p.name for p in usb.iterdir()) == sorted(
+        [b2.name, b2.name.removesuffix(".amdr.gpg") + ".runbook.html"])
+    no_plaintext_left(tmp_path)

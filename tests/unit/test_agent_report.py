@@ -170,3 +170,36 @@ def test_report_collector_detail_summary(detail, summary):
                   deliveries=[delivered()])
     line = report(out).splitlines()[2]
     assert line == f"  packages  ok        2.00s  {summary}".rstrip()
+
+
+def _runbook_cfg(tmp_path, fmt="pdf", sealed_=True):
+    return {"runbook": {"format": fmt, "sealed": sealed_},
+            "gpg": {"home": str(tmp_path / "gnupg"), "passphrase_file": None}}
+
+
+def test_a_runbook_that_cannot_be_written_is_said_and_the_run_is_partial(tmp_path):
+    """amdr-recover runbook failing (here: no WeasyPrint) leaves no runbook file,
+    the run's exit PARTIAL and the reason in cron's mail; the bundle stays as it is."""
+    import sys
+    from essentials.agent import make_runbook
+    from essentials.runner import Result, Runner
+    why = b"amdr-recover: weasyprint: not installed (apt install weasyprint)\n"
+    runner = Runner(dry_run=True, responses={sys.executable: Result([], 3, b"", why)})
+    spool, work = tmp_path / "spool", tmp_path / "work"
+    spool.mkdir(), work.mkdir()
+    bundle = spool / "web1-20261122T010203Z.amdr.gpg"
+    bundle.write_bytes(b"sealed")
+    out = Outcome("web1", collectors={"etc": {"status": "ok", "duration": 0.1}},
+                  bundle=bundle)
+    out.deliveries = [DeliveryOutcome(bundle.name, "usb", True, "local:/media/usb")]
+    assert out.exit_code == EXIT_OK
+    make_runbook(_runbook_cfg(tmp_path), runner, out, work / "staging", work, bundle,
+                 (["A"], "B"))
+    assert out.runbook is None and "weasyprint: not installed" in out.runbook_error
+    assert sorted(p.name for p in spool.iterdir()) == [bundle.name]
+    assert list(work.iterdir()) == []
+    assert out.exit_code == EXIT_PARTIAL
+    text = report(out)
+    assert "runbook: NOT WRITTEN: amdr-recover runbook failed: amdr-recover: weasyprint" in text
+    [cmd] = [r.commands[0].argv for r in runner.recorded]
+    assert cmd[1:4] == ["-m", "recovery", "runbook"] and "--bundle-name" in cmd

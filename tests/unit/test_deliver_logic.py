@@ -221,3 +221,54 @@ def test_deliver_refuses_a_missing_or_misnamed_bundle(tmp_path):
 def test_delivery_error_exit_code():
     from essentials.errors import EXIT_FAILED, AmdrError
     assert issubclass(DeliveryError, AmdrError) and DeliveryError.exit_code == EXIT_FAILED
+
+
+# -- the runbook beside its bundle -------------------------------------------------
+def test_runbook_names_belong_to_their_bundle_only():
+    from essentials.sealed import companion_of, parse_name, runbook_name
+    bundle = b("web1", "20261122T010203Z")
+    assert runbook_name(bundle, "pdf", True) == "web1-20261122T010203Z.runbook.pdf.gpg"
+    assert runbook_name(bundle, "html", False) == "web1-20261122T010203Z.runbook.html"
+    for n in (runbook_name(bundle, "pdf", True), runbook_name(bundle, "html", False)):
+        assert companion_of(n) == bundle
+        assert parse_name(n) is None and bundle_stamp(n, "web1") is None  # never a bundle
+    assert companion_of("web1-20261122T010203Z.runbook.") is None
+    assert companion_of("web1-latest.runbook.pdf") is None
+    assert companion_of("notes.runbook.txt") is None
+    assert companion_of(bundle) is None
+
+
+def test_to_prune_takes_a_pruned_bundles_runbook_with_it_and_no_other():
+    from essentials.sealed import runbook_name
+    old, new = b("web1", "20261120T000000Z"), b("web1", "20261122T000000Z")
+    other = b("web1-db", "20261101T000000Z")
+    names = [new, old, runbook_name(old, "pdf", True), runbook_name(new, "pdf", True),
+             runbook_name(old, "html", False), other, runbook_name(other, "pdf", True)]
+    assert to_prune(names, "web1", 1) == [old, runbook_name(old, "html", False),
+                                          runbook_name(old, "pdf", True)]
+    assert to_prune(names, "web1", 2) == []
+
+
+def test_mail_carries_the_runbook_as_a_second_attachment():
+    cfg = config.validate({"gpg": {"recipients": ["A"], "signer": "B"},
+                           "deliveries": [{"type": "mail", "to": ["dr@example.com"]}]})
+    dest = cfg["deliveries"][0]
+    bundle = b("web1", "20261122T010203Z")
+    rb = "web1-20261122T010203Z.runbook.pdf"
+    msg = build_message(dest, "web1", bundle, b"sealed", [(rb, b"%PDF-1.7 runbook")])
+    atts = {p.get_filename(): (p.get_content_type(), p.get_payload(decode=True))
+            for p in msg.walk() if p.get_filename()}
+    assert atts == {bundle: ("application/octet-stream", b"sealed"),
+                    rb: ("application/pdf", b"%PDF-1.7 runbook")}
+    body = msg.get_body(("plain",)).get_content()
+    assert f"Its runbook is attached too: {rb}" in body and "print it" in body
+
+
+def test_runbook_config_is_checked():
+    base = {"gpg": {"recipients": ["A"], "signer": "B"},
+            "deliveries": [{"type": "local", "dir": "/media/usb"}]}
+    assert config.validate(base)["runbook"] == {"format": "none", "sealed": True}
+    cfg = config.validate(dict(base, runbook={"format": "pdf", "sealed": False}))
+    assert cfg["runbook"] == {"format": "pdf", "sealed": False}
+    with pytest.raises(config.ConfigError, match="runbook.format.*pdf"):
+        config.validate(dict(base, runbook={"format": "docx"}))

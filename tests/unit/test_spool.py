@@ -215,3 +215,17 @@ def test_bundles_ignores_a_name_with_an_impossible_time(spool):
     # a stray file must not stop every later run from delivering the spool
     touch(spool, NEW, "web1-20261340T250000Z.amdr.gpg")
     assert [p.name for p in spool.bundles()] == [NEW]
+
+
+def test_a_bundles_runbook_goes_with_it_and_an_orphan_runbook_is_cleared(spool):
+    touch(spool, OLD, NEW, "web1-20261108T010203Z.runbook.pdf.gpg",
+          "web1-20261122T010203Z.runbook.pdf.gpg", "web1-20261101T010203Z.runbook.html",
+          ".web1-20261122T010203Z.runbook.pdf.gpg.part")
+    assert spool.bundles() == [spool.dir / OLD, spool.dir / NEW]  # runbooks are no bundles
+    spool.ensure()  # the orphan (no bundle of 11-01) and the half-written one go
+    assert sorted(p.name for p in spool.dir.iterdir()) == sorted(
+        [OLD, NEW, "web1-20261108T010203Z.runbook.pdf.gpg",
+         "web1-20261122T010203Z.runbook.pdf.gpg"])
+    spool.remove(spool.dir / OLD)
+    assert sorted(p.name for p in spool.dir.iterdir()) == sorted(
+        [NEW, "web1-20261122T010203Z.runbook.pdf.gpg"])
