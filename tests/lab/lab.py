@@ -18,6 +18,7 @@ Facts it relies on (found on this machine, see README "Lab notes"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -62,9 +63,27 @@ class Run:
     manifests: dict = field(default_factory=dict)  # disk -> tree snapshot
 
 
+HOSTS_FILE = Path("/etc/hosts")
+
+
+@contextlib.contextmanager
+def local_names(*names: str, hosts_file: Path = HOSTS_FILE):
+    """Names that resolve to 127.0.0.1 while the block runs: one marked line
+    in /etc/hosts, removed after (whatever else changed the file meanwhile
+    stays).  For AmandaLab(other_hosts=...): several Amanda hosts on one machine."""
+    line = f"127.0.0.1 {' '.join(names)} # amanda-dr lab {os.getpid()}"
+    with open(hosts_file, "a") as f:
+        f.write(("\n" if hosts_file.read_text()[-1:] not in ("", "\n") else "") + line + "\n")
+    try:
+        yield list(names)
+    finally:
+        kept = [ln for ln in hosts_file.read_text().splitlines() if ln != line]
+        hosts_file.write_text("\n".join(kept) + "\n")
+
+
 class AmandaLab:
     def __init__(self, root_mb=160, data_mb=64, swap_mb=16, slots=12, basedir="/var/tmp",
-                 holding_mb=4000, home_mb=0):
+                 holding_mb=4000, home_mb=0, other_hosts=None):
         self.name = "amdrlab" + "".join(random.choices("abcdefghijkmnpqrstuvwxyz23456789", k=6))
         self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=basedir))
         os.chmod(self.base, 0o755)
@@ -74,6 +93,12 @@ class AmandaLab:
         # home_mb: a fourth partition, ext4 on /home, a GNUTAR DLE beside /srv
         # (siblings under /: restored at the same time with --jobs)
         self.home_mb = home_mb
+        # other_hosts: {Amanda host name: directory}, one GNUTAR DLE each in the
+        # same disklist: a site of several hosts in one catalog.  auth "local"
+        # takes a name only when it resolves to this machine (Amanda 3.5's
+        # local-security: "Unresolved hostname ... assumed nonlocal"): see
+        # local_names()
+        self.other_hosts = dict(other_hosts or {})
         self.confdir = Path("/etc/amanda") / self.name
         self.vtapes = self.base / "vtapes"
         self.state = self.base / "state"
@@ -239,7 +264,8 @@ define dumptype lab-dump {{
         (self.confdir / "disklist").write_text(
             f"localhost {self.root_disk} lab-gnutar\n"
             f"localhost {self.data_disk} lab-dump\n"
-            + (f"localhost {self.home_disk} lab-gnutar-home\n" if self.home_mb else ""))
+            + (f"localhost {self.home_disk} lab-gnutar-home\n" if self.home_mb else "")
+            + "".join(f"{h} {d} lab-gnutar-home\n" for h, d in self.other_hosts.items()))
         (self.confdir / "tapelist").write_text("")
         sh(["chown", "-R", f"{AMANDA_USER}:{AMANDA_USER}", str(self.confdir),
             str(self.vtapes), str(self.state), str(self.holding)])
