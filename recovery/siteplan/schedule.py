@@ -43,13 +43,17 @@ the ranks only break ties: the sweep in date order decides.
 
 What it gives (tests/lab/bench_siteplan.py: 1,000 hosts x 10 DLEs x a year,
 8 drives, 54 TB, 27,178 reads on 245 volumes): planned in under 1 s; each
-volume loaded exactly once per wave; the makespan within 1.2x of the bound
-with the positioning no plan avoids (loads of every volume, one move per
-run of needed files); against the bare byte bound 1.03x when loads and
-seeks cost nothing, 1.13x with 60 s loads, 1.48x with 60 s loads and 10 s
-seeks: on a site whose chains are sparse on the volumes (most reads are
-not the next file), positioning is a large part of the work.  Each decision looks at the volumes with
-ready reads, so the cost is about (passes x volumes) + reads.
+volume loaded exactly once per wave; the makespan 1.18x the bound with the
+positioning no plan avoids (loads of every volume, one move per run of
+needed files, the server's restore and rebuild first); against the bare
+byte bound 1.03x when loads and seeks cost nothing and 1.48x with 60 s loads
+and 10 s seeks, where no plan can do better than 1.25x: on a site whose
+chains are sparse on the volumes (most reads are not the next file),
+positioning is a large part of the work.  The priority waves cost the
+whole site about 1.9 h of 18.5 (without them: 16.6 h, 273 loads instead of
+591) and bring the priority-1 hosts back by 1.9 h instead of 16.6.  Each
+decision looks at the volumes with ready reads, so the cost is about
+(passes x volumes) + reads.
 """
 
 from __future__ import annotations
@@ -235,7 +239,9 @@ def lower_bound(hosts: list[HostIn], p: Params, reads: "_Reads | None" = None) -
     streams).  Loads, seeks and the rebuild are left out of `value`;
     `positioned` adds what no plan avoids either: each volume needed loaded
     once, and each run of needed files on it reached once (from the
-    previous run: reading over the files between, or spacing forward)."""
+    previous run: reading over the files between, or spacing forward); and,
+    with an Amanda server to restore first, its restore and rebuild before
+    the others' work (the rules' prefix)."""
     total = sum(h.bytes for h in hosts) / (p.drives * p.throughput)
     longest, who = 0.0, None
     lanes = min(p.streams or p.drives, p.drives)
@@ -246,15 +252,46 @@ def lower_bound(hosts: list[HostIn], p: Params, reads: "_Reads | None" = None) -
     out = {"total": total, "longest": longest, "longest_host": who,
            "value": max(total, longest)}
     if reads is not None:
-        moves = 0.0
-        for v, own in enumerate(reads.own):
-            prev = None
-            for n in sorted(own):
-                moves += reads.move(v, prev, n, p.seek_s) if prev is not None else 0.0
-                prev = n
-        extra = (len(reads.labels) * p.load_s + moves) / p.drives
-        out["positioned"] = max(total + extra, longest)
+        extra = _positioning(reads, p, set(range(len(reads.labels))), None) / p.drives
+        positioned = max(total + extra, longest)
+        # the rules add a prefix no plan avoids: nothing of the others is read
+        # before the servers are restored (at least one volume loaded, their
+        # longest chain or their bytes over the streams) and rebuilt; after it,
+        # the others' bytes and their own positioning on every drive at once
+        servers = [h for h in hosts if h.server]
+        others = [h for h in hosts if not h.server]
+        if servers and any(h.bytes for h in others):
+            theirs = {hr for hr, h in enumerate(hosts) if not h.server}
+            vols = {reads.vol[i] for i, hr in enumerate(reads.host) if hr in theirs}
+            first = max((max([d.bytes / p.throughput for d in h.dles]
+                             + [h.bytes / (lanes * p.throughput)]) for h in servers),
+                        default=0.0)
+            first += (p.load_s if any(h.bytes for h in servers) else 0.0) + p.rebuild_s
+            # (a drive may load its first volume while the server is rebuilt)
+            rest = (sum(h.bytes for h in others) / p.throughput
+                    + _positioning(reads, p, vols, theirs)
+                    - min(p.drives, len(vols)) * p.load_s) / p.drives
+            positioned = max(positioned, first + rest)
+        out["positioned"] = positioned
     return out
+
+
+def _positioning(reads: "_Reads", p: Params, vols: set, hosts: set | None) -> float:
+    """Seconds of loads and moves no plan avoids for the reads of `hosts` (None:
+    all) on the volumes `vols`: each loaded once, each run of needed files
+    reached once from the one before (reading over the files between, or
+    spacing forward)."""
+    wanted: dict[int, list[int]] = {}
+    for i, v in enumerate(reads.vol):
+        if v in vols and (hosts is None or reads.host[i] in hosts):
+            wanted.setdefault(v, []).append(reads.file[i])
+    total = len(wanted) * p.load_s
+    for v, files in wanted.items():
+        prev = None
+        for n in sorted(set(files)):
+            total += reads.move(v, prev, n, p.seek_s) if prev is not None else 0.0
+            prev = n
+    return total
 
 
 def waves(ranked: list[HostIn]) -> list[int]:

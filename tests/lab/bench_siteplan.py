@@ -14,7 +14,11 @@ input (with every file on the volumes read), the plan.  Printed: the time
 (drives x throughput), and the longest single host), and against that
 bound plus the positioning no plan avoids (each volume needed loaded once,
 each run of needed files on it reached once: target within 1.2x), the
-loads per volume, when the priority hosts are back.  The plan is checked
+loads per volume, when the priority hosts are back.  Then the same site
+planned with loads and seeks free (the scheduling alone, against the byte
+bound: target within 1.2x, the issue's figure, which no plan can reach
+when positioning costs what it does here), and without priorities (what
+the priority waves cost in all, and what they buy the first hosts).  The plan is checked
 against the rules (check.py).  Exit status 1 over either target or on a
 broken rule.  AMDR_BENCH_LOAD_S, AMDR_BENCH_SEEK_S change the costs.
 """
@@ -127,10 +131,33 @@ def main(argv=None) -> int:
                   f"{fin[len(fin) // 2] / 3600:.2f} h, all by {fin[-1] / 3600:.2f} h")
     for v in bad[:10]:
         print(f"  broken rule: {v}")
-    # the target is held against the bound with the positioning no plan avoids:
-    # against the bare bound it needs loads and seeks near 0 (AMDR_BENCH_SEEK_S=0
-    # AMDR_BENCH_LOAD_S=0 shows the scheduling alone)
-    ok = took <= TARGET_S and positioned <= TARGET_RATIO and not bad and not errors
+    # The issue's goal, 1.2x the byte bound, cannot be met at these costs by any
+    # plan: the positioning every plan pays (each volume loaded, each run of
+    # needed files reached) is already this much above it.  It is met by the
+    # scheduling alone (loads and seeks free); the plan with its costs is held
+    # against the bound that includes them.
+    floor = b["positioned"] / b["value"]
+    print(f"  no plan is within {floor:.3f}x of the byte bound at these costs (the "
+          f"positioning alone); the byte bound's goal of {TARGET_RATIO}x is held with "
+          f"loads and seeks free:")
+    free = plan_site(hosts, replace(params, load_s=0.0, seek_s=0.0), files)
+    bad += violations(free, hosts)
+    print(f"scheduling alone (loads, seeks free): makespan {free.makespan / 3600:.2f} h, "
+          f"byte bound {free.bound['value'] / 3600:.2f} h: ratio {free.ratio:.3f}, target "
+          f"{TARGET_RATIO}")
+    # what the priorities cost the whole site, and what they buy
+    flat = plan_site([replace(h, priority=None) for h in hosts], params, files)
+    bad += violations(flat, hosts)
+    first = sorted(h.finish for h in plan.hosts if h.priority == 1 and not h.server)
+    same = {h.name for h in plan.hosts if h.priority == 1}
+    flat_first = sorted(h.finish for h in flat.hosts if h.name in same and not h.server)
+    print(f"without priorities: makespan {flat.makespan / 3600:.2f} h (ratio "
+          f"{flat.makespan / flat.bound['positioned']:.3f} to the positioned bound, "
+          f"{len(flat.loads)} loads); the priority-1 hosts would be back by "
+          f"{flat_first[-1] / 3600:.2f} h instead of {first[-1] / 3600:.2f} h, for "
+          f"{(plan.makespan - flat.makespan) / 3600:.2f} h more in all")
+    ok = (took <= TARGET_S and positioned <= TARGET_RATIO and free.ratio <= TARGET_RATIO
+          and not bad and not errors)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -284,3 +284,26 @@ def test_checker_sees_too_many_drives(good):
     bad = copy.deepcopy(plan)
     bad.drives.append([])
     assert any("drives used" in v for v in violations(bad, hosts))
+
+
+def test_the_positioned_bound_holds_the_servers_prefix_and_stays_below_every_plan():
+    """With a server to restore first, the bound adds its restore, a load and
+    the rebuild before the others' work (less the loads a drive may make
+    during the rebuild); over many sites and costs it is never above the
+    planner's makespan (a lower bound that is not one would flatter it)."""
+    srv = HostIn("backup", [DLEIn("/", [ImageIn("20260101010000", 0,
+                                                [PartIn("V1", 1, 10 * GB)])])], server=True)
+    cli = HostIn("web", [DLEIn("/", [ImageIn("20260101010000", 0, [PartIn("V1", 2, GB)])])])
+    p = Params(drives=2, throughput=100e6, load_s=60, seek_s=10, rebuild_s=600)
+    plan = plan_site([srv, cli], p)
+    # 100 s of the server's, a load, the rebuild; then 10 s of web's on a drive,
+    # its volume's load made during the rebuild
+    assert plan.bound["positioned"] == pytest.approx(100 + 60 + 600 + (10 + 60 - 60) / 2)
+    assert plan.makespan >= plan.bound["positioned"]
+    for seed in range(40):
+        hosts = synthetic(seed, hosts=8)
+        for load, seek, drives in ((60, 10, 2), (0, 0, 3), (120, 30, 1), (5, 60, 4)):
+            q = Params(drives=drives, throughput=80e6, load_s=load, seek_s=seek,
+                       rebuild_s=300)
+            got = plan_site(hosts, q)
+            assert got.makespan >= got.bound["positioned"] - 1e-6, (seed, load, seek)
