@@ -1127,7 +1127,8 @@ def cmd_site_plan(args) -> int:
             f.write(show.to_html(plan, site.errors))
     if args.runbook:
         from .runbook import output, site as site_runbook
-        output.write(site_runbook.document(plan, site.errors), args.runbook, Runner())
+        output.write(site_runbook.document(plan, site.errors, site.bundles), args.runbook,
+                     Runner())
     if args.json:
         print(json.dumps(show.to_json(plan, site.errors), indent=1))
     else:

@@ -14,11 +14,13 @@ from .page import PRINT_CSS
 
 SITE_CSS = """
 div.bar { background: #000 !important; height: 0.7em; }
-td.t { width: 30em; }
+td.t { width: 11em; }  /* the table fits the A4 page's width */
 """
 
 
-def document(plan, errors=()) -> str:
+def document(plan, errors=(), bundles: dict | None = None) -> str:
+    """bundles: Amanda host -> the file name of its bundle in the store (the
+    command that makes each host's runbook names it)."""
     body = show.to_html(plan, errors)
     title = "Site recovery runbook"
     css = PRINT_CSS.replace("@TITLE@", title) + SITE_CSS
@@ -26,10 +28,16 @@ def document(plan, errors=()) -> str:
     body = body.replace("</style>", css + "</style>", 1)
     body = body.replace("<title>Site recovery plan</title>", f"<title>{title}</title>", 1)
     e = html.escape
+    bundles = bundles or {}
+    server = next((bundles.get(h.name) for h in plan.hosts if h.server), None)
+
+    def name(h):
+        return bundles.get(h.name) or f"{h.name}-YYYYMMDDTHHMMSSZ.amdr.gpg"
+
     hosts = "".join(
-        f"<li><b>{e(h.name)}</b>: <code>amdr-recover runbook --bundle {e(h.name)}-....amdr.gpg"
-        f"{'' if h.server else ' --catalog-bundle SERVER-....amdr.gpg'} --out "
-        f"{e(h.name)}.pdf</code></li>" for h in plan.hosts)
+        f"<li><b>{e(h.name)}</b>: <code>amdr-recover runbook --bundle {e(name(h))}"
+        f"{'' if h.server else ' --catalog-bundle ' + e(server or 'SERVER.amdr.gpg')} "
+        f"--out {e(h.name)}.pdf</code></li>" for h in plan.hosts)
     extra = (f"<h2>Each host's runbook</h2><p>In the order above; each says how to restore "
              f"the host with amanda-dr or by hand.</p><ol>{hosts}</ol>")
     return body.replace("</body>", extra + "</body>", 1)

@@ -202,6 +202,11 @@ class SitePlan:
         return self.makespan / self.bound["value"] if self.bound["value"] else 1.0
 
     @property
+    def floor(self) -> float:
+        """No plan is shorter: the positioned bound when known, else the bytes'."""
+        return self.bound.get("positioned", self.bound["value"])
+
+    @property
     def loads(self) -> list[Load]:
         return [ld for d in self.drives for ld in d]
 
@@ -259,19 +264,18 @@ def lower_bound(hosts: list[HostIn], p: Params, reads: "_Reads | None" = None) -
         # longest chain or their bytes over the streams) and rebuilt; after it,
         # the others' bytes and their own positioning on every drive at once
         servers = [h for h in hosts if h.server]
-        others = [h for h in hosts if not h.server]
-        if servers and any(h.bytes for h in others):
+        if servers:
+            others = [h for h in hosts if not h.server]
             theirs = {hr for hr, h in enumerate(hosts) if not h.server}
             vols = {reads.vol[i] for i, hr in enumerate(reads.host) if hr in theirs}
-            first = max((max([d.bytes / p.throughput for d in h.dles]
-                             + [h.bytes / (lanes * p.throughput)]) for h in servers),
-                        default=0.0)
+            first = max(max([d.bytes / p.throughput for d in h.dles]
+                            + [h.bytes / (lanes * p.throughput)]) for h in servers)
             first += (p.load_s if any(h.bytes for h in servers) else 0.0) + p.rebuild_s
             # (a drive may load its first volume while the server is rebuilt)
             rest = (sum(h.bytes for h in others) / p.throughput
                     + _positioning(reads, p, vols, theirs)
                     - min(p.drives, len(vols)) * p.load_s) / p.drives
-            positioned = max(positioned, first + rest)
+            positioned = max(positioned, first + max(rest, 0.0))
         out["positioned"] = positioned
     return out
 

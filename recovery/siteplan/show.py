@@ -40,8 +40,9 @@ def summary(plan: SitePlan) -> list[str]:
            f"{p.drives} drive(s) at {p.throughput / 1e6:.0f} MB/s (a load {p.load_s:.0f} s, "
            f"a seek {p.seek_s:.0f} s, the server's rebuild {p.rebuild_s:.0f} s)",
            f"everything back after {hm(plan.makespan)} (h:mm); the server rebuilt at "
-           f"{hm(plan.server_ready)}; no plan is shorter than {hm(b['value'])} "
-           f"(ratio {plan.ratio:.2f})"]
+           f"{hm(plan.server_ready)}; no plan is shorter than {hm(plan.floor)} (with "
+           f"the loads and seeks every plan makes; this one: "
+           f"{plan.makespan / plan.floor if plan.floor else 1.0:.2f}x)"]
     return out
 
 

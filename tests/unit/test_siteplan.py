@@ -307,3 +307,28 @@ def test_the_positioned_bound_holds_the_servers_prefix_and_stays_below_every_pla
                        rebuild_s=300)
             got = plan_site(hosts, q)
             assert got.makespan >= got.bound["positioned"] - 1e-6, (seed, load, seek)
+
+
+def test_a_server_alone_is_bounded_by_its_restore_and_rebuild():
+    srv = HostIn("backup", [DLEIn("/", [ImageIn("1", 0, [PartIn("V", 1, 2 * GB)])])],
+                 server=True)
+    plan = plan_site([srv], Params(drives=2, throughput=100e6, rebuild_s=600, load_s=60))
+    assert plan.makespan == pytest.approx(60 + 20 + 600)
+    assert plan.floor == pytest.approx(60 + 20 + 600)  # this plan is the best there is
+    from recovery.siteplan import show
+    assert "no plan is shorter than 0:11" in show.summary(plan)[1]
+    assert "this one: 1.00x" in show.summary(plan)[1]
+
+
+def test_the_site_runbook_names_each_hosts_bundle_and_the_servers_catalog():
+    from recovery.runbook import site as site_runbook
+    hosts = synthetic(3, hosts=3)
+    plan = plan_site(hosts, Params(drives=2))
+    names = {h.name: f"{h.name}-20260301T020000Z.amdr.gpg" for h in hosts}
+    doc = site_runbook.document(plan, [], names)
+    srv = names["h00"]
+    assert f"amdr-recover runbook --bundle {srv} --out h00.pdf" in doc
+    for h in ("h01", "h02"):
+        assert f"--bundle {names[h]} --catalog-bundle {srv} --out {h}.pdf" in doc
+    bare = site_runbook.document(plan, [])
+    assert "--bundle h01-YYYYMMDDTHHMMSSZ.amdr.gpg --catalog-bundle SERVER.amdr.gpg" in bare
