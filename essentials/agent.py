@@ -56,6 +56,7 @@ class Outcome:
     runbook: str | None = None  # the runbook written beside the bundle
     runbook_note: str | None = None  # what it lacks (a client's: no volumes)
     runbook_error: str | None = None  # configured, but not written: why
+    runbook_partial: bool = False  # written, but a DLE of the catalog has no chain
 
     @property
     def exit_code(self) -> int:
@@ -65,7 +66,7 @@ class Outcome:
             return EXIT_FAILED
         if any(s["status"] != "ok" for s in self.collectors.values()) \
                 or any(not d.ok for d in self.deliveries) or self.dropped \
-                or self.runbook_error:
+                or self.runbook_error or self.runbook_partial:
             return EXIT_PARTIAL
         return EXIT_OK
 
@@ -135,7 +136,7 @@ def collect_all(cfg: dict, runner: Runner, staging: Path, only=None, root=None,
 
 
 # what make_bundle leaves in state_dir/work: HOST-STAMP/ and HOST-STAMP.files
-_STAGING = re.compile(r"^.+-\d{8}T\d{6}Z(\.files)?$")
+_STAGING = re.compile(r"^.+-\d{8}T\d{6}Z(\.files|\.runbook)?$")
 
 
 def _free_name(spool: Spool, host: str, now: datetime) -> str:
@@ -207,24 +208,38 @@ def make_runbook(cfg: dict, runner: Runner, out: Outcome, staging: Path, work: P
     in the report (exit PARTIAL); the bundle goes all the same."""
     fmt, seal_it = cfg["runbook"]["format"], cfg["runbook"]["sealed"]
     name = sealed.runbook_name(bundle_path.name, fmt, seal_it)
-    plain = work / sealed.runbook_name(bundle_path.name, fmt, False)
+    # its own 0700 directory in the work area (what an earlier run killed
+    # mid-way left there goes first, and at the next run's start as staging does)
+    rdir = work / (staging.name + ".runbook")
+    shutil.rmtree(rdir, ignore_errors=True)
+    _private_dir(rdir)
+    plain = rdir / sealed.runbook_name(bundle_path.name, fmt, False)
     try:
         # amdr-recover's own renderer, as a program: recovery imports essentials,
-        # never the reverse; the same interpreter and package as this run
-        res = runner.run([sys.executable, "-m", "recovery", "runbook", "--bundle", staging,
+        # never the reverse; the same interpreter and package as this run.
+        # timeout(1) ends its whole process group (WeasyPrint too) when it hangs
+        res = runner.run(["timeout", "-k", "10", str(RUNBOOK_TIMEOUT), sys.executable, "-m",
+                          "recovery", "runbook", "--bundle", staging,
                           "--bundle-name", bundle_path.name, "--out", plain], check=False,
-                         timeout=RUNBOOK_TIMEOUT, what="writing the runbook")
+                         timeout=RUNBOOK_TIMEOUT + 30, what="writing the runbook")
         text = (res.stdout + res.stderr).decode("utf-8", "replace")
+        if res.returncode == 124:
+            raise AmdrError(f"amdr-recover runbook took more than {RUNBOOK_TIMEOUT} s and "
+                            f"was stopped")
         if res.returncode not in (EXIT_OK, EXIT_PARTIAL) or not plain.is_file():
             tail = " ".join(text.strip().splitlines()[-3:]) or f"exit {res.returncode}"
             raise AmdrError(f"amdr-recover runbook failed: {tail}")
         if res.returncode == EXIT_PARTIAL:  # written, without some DLE's restore chain
             missing = [ln.strip().removeprefix("NOT RESTORABLE ").strip()
                        for ln in text.splitlines() if "NOT RESTORABLE" in ln]
-            out.runbook_note = ("without the volumes of " + "; ".join(missing[:3])
-                                + (" ..." if len(missing) > 3 else "")
-                                + " (a client's bundle holds no catalog: the Amanda "
-                                  "server's runbook and site-plan have them)")
+            shown = "; ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            if missing and all("no Amanda catalog" in m for m in missing):
+                out.runbook_note = ("without the volumes: a client's bundle holds no "
+                                    "catalog; the Amanda server's runbook and site-plan "
+                                    "have them")
+            else:  # the server's own catalog lacks a chain: as the restore would say
+                out.runbook_note = f"PARTIAL: no restore chain for {shown or '?'}"
+                out.runbook_partial = True
         dest = bundle_path.with_name(name)
         if seal_it:
             recipients, signer = keys
@@ -238,9 +253,10 @@ def make_runbook(cfg: dict, runner: Runner, out: Outcome, staging: Path, work: P
         out.runbook = name
     except (AmdrError, OSError) as e:
         out.runbook_error = str(e)
+        out.runbook_partial = False
         log.error("no runbook: %s", e)
     finally:
-        plain.unlink(missing_ok=True)
+        shutil.rmtree(rdir, ignore_errors=True)
 
 
 def _remember_layout(cfg: dict, name: str):

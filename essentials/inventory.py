@@ -142,6 +142,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("setcap", "libcap2-bin", ("finalize.caps", "tests"), ("setcap",), ok=(0, 1),
          expect=r"usage: setcap", versioned=False),
     Tool("dd", "coreutils", ("catalog", "tape")),
+    # amdr-essentials ends a hung runbook's whole process group (WeasyPrint too)
+    Tool("timeout", "coreutils", ("runbook",)),
     Tool("tail", "coreutils", ("restore.tar", "restore.dump"),
          note="cuts the header off each raw part of a compressed or encrypted split image"),
     Tool("cat", "coreutils", ("catalog",)),

@@ -165,7 +165,7 @@ def _gpg_seal(home, recipients: list[str], signer: str, passphrase_file: str | N
 
 
 def _sealing(runner: Runner, dest: Path, cmds, what: str, home, signer: str,
-             passphrase_file: str | None) -> Path:
+             passphrase_file: str | None, nothing: str = "no bundle was made") -> Path:
     """Run the pipeline `cmds` (its last command writes dest's .part file),
     then rename it to dest (mode 0600); a wrong signing passphrase is a
     ConfigError saying so; no gpg-agent outlives it."""
@@ -184,7 +184,7 @@ def _sealing(runner: Runner, dest: Path, cmds, what: str, home, signer: str,
                    f"{signer}" if passphrase_file else
                    f"the signing key {signer} is protected by a passphrase; set "
                    f"gpg.passphrase_file")
-            raise ConfigError(f"gpg.passphrase_file: {why}; no bundle was made") from None
+            raise ConfigError(f"gpg.passphrase_file: {why}; {nothing}") from None
         raise
     except BaseException:
         part.unlink(missing_ok=True)
@@ -224,7 +224,8 @@ def seal_file(runner: Runner, src: Path, dest: Path, home, recipients: list[str]
     part = dest.with_name("." + dest.name + ".part")
     return _sealing(runner, dest, [Cmd(_gpg_seal(home, recipients, signer, passphrase_file,
                                                  part) + [str(src)])],
-                    f"sealing {src.name} into {dest}", home, signer, passphrase_file)
+                    f"sealing {src.name} into {dest}", home, signer, passphrase_file,
+                    f"{dest.name} was not written")
 
 
 # -- companions: the files that travel beside a bundle ----------------------
@@ -238,11 +239,17 @@ def runbook_name(bundle: str, fmt: str, sealed: bool) -> str:
     return bundle.removesuffix(SUFFIX) + RUNBOOK_MARK + fmt + (".gpg" if sealed else "")
 
 
+_COMPANION = re.compile(r"^(?P<stem>.+)\.runbook\.(pdf|html)(\.gpg)?$")
+
+
 def companion_of(name: str) -> str | None:
-    """The bundle name a companion file belongs to (None: not a companion)."""
-    stem, mark, rest = name.partition(RUNBOOK_MARK)
-    if not mark or not rest or "/" in name:
+    """The bundle name a companion file belongs to (None: not a companion).
+    Only the names runbook_name makes: a person's HOST-TIME.runbook.notes.txt
+    beside the bundles is never taken for one (nor pruned with them)."""
+    m = _COMPANION.match(name)
+    if not m or "/" in name:
         return None
+    stem = m["stem"]
     bundle = stem + SUFFIX
     return bundle if parse_name(bundle) else None
 

@@ -15,12 +15,15 @@ material.
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, AmdrError
 from ..sealed import SUFFIX, companion_of, companions, parse_name
 
 TYPES = ("sftp", "mail", "local")
+
+log = logging.getLogger(__name__)
 
 
 
@@ -87,6 +90,13 @@ def part_name(name: str) -> str:
     return f".{name}.part"
 
 
+def companion_note(label: str, name: str, why) -> str:
+    """A companion (the runbook) that did not go: logged and said beside the
+    delivery's result; the bundle goes all the same."""
+    log.warning("%s: %s not delivered (the bundle is): %s", label, name, why)
+    return f"; {name} NOT delivered: {why}"
+
+
 def mb(n: int | float) -> str:
     """Bytes as MB (10^6, the unit mail providers and disk vendors quote)."""
     return f"{n / 1e6:.2f} MB"
@@ -98,7 +108,8 @@ def deliver(dest: dict, bundle: Path, host: str, runner) -> str:
     `dest` is one entry of config.validate(...)["deliveries"].  Raises
     DeliveryError for anything that went wrong.  The files beside the bundle
     that belong to it (its runbook) go with it, written before it: where the
-    bundle is, its runbook is.
+    bundle is, its runbook is.  They never cost the bundle its delivery: one
+    that cannot go is said in the result and the log, and the bundle goes.
     """
     kind = dest.get("type")
     if kind not in TYPES:

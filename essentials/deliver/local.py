@@ -31,7 +31,7 @@ import stat
 from pathlib import Path
 
 from ..errors import CommandError
-from . import DeliveryError, mb, part_name, to_prune
+from . import DeliveryError, companion_note, mb, part_name, to_prune
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,18 @@ def _copy(label: str, bundle: Path, target: Path) -> Path:
     return final
 
 
+def _companions(label: str, extra, target: Path) -> str:
+    """The runbook first, best effort: where the bundle is, its runbook is,
+    but a full stick never keeps the bundle off it."""
+    notes = ""
+    for x in extra:
+        try:
+            _copy(label, Path(x), target)
+        except DeliveryError as e:
+            notes += companion_note(label, Path(x).name, e)
+    return notes
+
+
 def _prune(label: str, target: Path, host: str, keep: int, protect: str):
     """Delete this host's oldest bundles (and their runbooks); logged, not fatal
     (the copy succeeded)."""
@@ -257,12 +269,11 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     if not device:
         target = Path(dest["dir"])
         _check_target(label, runner, target, dest["create"], dest["removable"])
-        for x in extra:  # the runbook first: where the bundle is, its runbook is
-            _copy(label, x, target)
+        notes = _companions(label, extra, target)
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         log.info("%s: copied %s", label, final)
-        return f"local:{final}"
+        return f"local:{final}{notes}"
 
     real = _check_device(label, device)
     where, must_mount = choose_mountpoint(dest["dir"], _mounted_at(runner, label, real))
@@ -274,8 +285,7 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     try:
         if dest["removable"]:
             _refuse_root(label, runner, target, str(target))
-        for x in extra:  # the runbook first: where the bundle is, its runbook is
-            _copy(label, x, target)
+        notes = _companions(label, extra, target)
         final = _copy(label, bundle, target)
         _prune(label, target, host, dest["keep"], bundle.name)
         try:
@@ -289,4 +299,4 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
             _umount(runner, label, device, where, raise_on_failure=done)
     note = "mounted for the copy, unmounted again" if must_mount else "already mounted"
     log.info("%s: copied %s (%s, %s)", label, final, device, note)
-    return f"local:{final} on {device} ({note})"
+    return f"local:{final} on {device} ({note}){notes}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import read_secret_file
 from ..errors import ConfigError
-from . import DeliveryError, bundle_date, mb
+from . import DeliveryError, bundle_date, companion_note, mb
 
 log = logging.getLogger(__name__)
 
@@ -246,14 +246,23 @@ def _explain(e, dest) -> DeliveryError:
 
 def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     label = _label(dest)
-    size = bundle.stat().st_size + sum(Path(x).stat().st_size for x in extra)
+    size = bundle.stat().st_size
     complaint = size_complaint(size, dest["max_size_mb"], label)
     if complaint:
         raise DeliveryError(complaint)
+    notes, attach = "", []
+    for x in map(Path, extra):  # the runbook rides along while the message stays small
+        more = x.stat().st_size
+        if size_complaint(size + more, dest["max_size_mb"], label):
+            notes += companion_note(label, x.name, f"{mb(more)} more would pass max_size_mb "
+                                                   f"{dest['max_size_mb']}")
+            continue
+        size += more
+        attach.append(x)
     if not dest["to"]:
         raise DeliveryError(f"{label}: no recipients in `to`")
     msg = build_message(dest, host, bundle.name, bundle.read_bytes(),
-                        [(Path(x).name, Path(x).read_bytes()) for x in extra])
+                        [(x.name, x.read_bytes()) for x in attach])
     try:
         smtp = _open(dest)
         try:
@@ -269,4 +278,5 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
     except (smtplib.SMTPException, OSError) as e:
         raise _explain(e, dest) from None
     log.info("%s: sent %s via %s (%s)", label, bundle.name, _addr(dest), dest["security"])
-    return f"mail to {', '.join(dest['to'])} via {_addr(dest)} ({dest['security']})"
+    return (f"mail to {', '.join(dest['to'])} via {_addr(dest)} ({dest['security']})"
+            f"{notes}")

@@ -26,7 +26,7 @@ import paramiko
 from paramiko.hostkeys import HostKeys
 from paramiko.ssh_exception import NoValidConnectionsError
 
-from . import DeliveryError, part_name, to_prune
+from . import DeliveryError, companion_note, part_name, to_prune
 
 log = logging.getLogger(__name__)
 
@@ -346,8 +346,12 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
         sftp.get_channel().settimeout(dest["timeout"])
         remote_dir = posixpath.join(dest["dir"] or ".", host)
         _makedirs(sftp, remote_dir, where)
-        for x in extra:  # the runbook first: where the bundle is, its runbook is
-            _upload(sftp, x, remote_dir, where)
+        notes = ""
+        for x in extra:  # the runbook first, best effort: where the bundle is, it is
+            try:
+                _upload(sftp, Path(x), remote_dir, where)
+            except DeliveryError as e:
+                notes += companion_note(where, Path(x).name, e)
         final = _upload(sftp, bundle, remote_dir, where)
         _prune(sftp, remote_dir, host, dest["keep"], bundle.name, where)
         try:
@@ -355,7 +359,8 @@ def deliver(dest: dict, bundle: Path, host: str, runner, extra=()) -> str:
         except (OSError, paramiko.SSHException):
             shown = final
         log.info("%s: delivered %s", where, shown)
-        return f"sftp://{dest['user']}@{dest['host']}:{dest['port']}/{shown.lstrip('/')}"
+        return (f"sftp://{dest['user']}@{dest['host']}:{dest['port']}/{shown.lstrip('/')}"
+                f"{notes}")
     except (OSError, EOFError, paramiko.SSHException) as e:
         raise DeliveryError(f"{where}: the connection failed during the upload: "
                             f"{_why(e)}; it will be retried") from None

@@ -283,8 +283,8 @@ def lower_bound(hosts: list[HostIn], p: Params, reads: "_Reads | None" = None) -
 def _positioning(reads: "_Reads", p: Params, vols: set, hosts: set | None) -> float:
     """Seconds of loads and moves no plan avoids for the reads of `hosts` (None:
     all) on the volumes `vols`: each loaded once, each run of needed files
-    reached once from the one before (reading over the files between, or
-    spacing forward)."""
+    reached once from the one before (reading over the files between,
+    spacing forward, or loading the volume again, whichever is least)."""
     wanted: dict[int, list[int]] = {}
     for i, v in enumerate(reads.vol):
         if v in vols and (hosts is None or reads.host[i] in hosts):
@@ -293,7 +293,9 @@ def _positioning(reads: "_Reads", p: Params, vols: set, hosts: set | None) -> fl
     for v, files in wanted.items():
         prev = None
         for n in sorted(set(files)):
-            total += reads.move(v, prev, n, p.seek_s) if prev is not None else 0.0
+            # (a load reaches any file: a reload may stand in for a long move)
+            total += min(reads.move(v, prev, n, p.seek_s), p.load_s) \
+                if prev is not None else 0.0
             prev = n
     return total
 

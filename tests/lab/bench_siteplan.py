@@ -151,10 +151,11 @@ def main(argv=None) -> int:
     first = sorted(h.finish for h in plan.hosts if h.priority == 1 and not h.server)
     same = {h.name for h in plan.hosts if h.priority == 1}
     flat_first = sorted(h.finish for h in flat.hosts if h.name in same and not h.server)
+    back = (f"; the priority-1 hosts would be back by {flat_first[-1] / 3600:.2f} h instead "
+            f"of {first[-1] / 3600:.2f} h" if first and flat_first else "")
     print(f"without priorities: makespan {flat.makespan / 3600:.2f} h (ratio "
           f"{flat.makespan / flat.bound['positioned']:.3f} to the positioned bound, "
-          f"{len(flat.loads)} loads); the priority-1 hosts would be back by "
-          f"{flat_first[-1] / 3600:.2f} h instead of {first[-1] / 3600:.2f} h, for "
+          f"{len(flat.loads)} loads){back}, for "
           f"{(plan.makespan - flat.makespan) / 3600:.2f} h more in all")
     ok = (took <= TARGET_S and positioned <= TARGET_RATIO and free.ratio <= TARGET_RATIO
           and not bad and not errors)

@@ -66,19 +66,56 @@ class Run:
 HOSTS_FILE = Path("/etc/hosts")
 
 
+HOSTS_MARK = "# amanda-dr lab "
+
+
+@contextlib.contextmanager
+def _hosts_locked(hosts_file: Path):
+    import fcntl
+    with open(f"/run/lock/amdr-lab-hosts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _edit_hosts(hosts_file: Path, add: str | None = None, drop: str | None = None):
+    """Under the lock: drop `drop` and the lines of lab runs whose process is
+    gone (a test killed with SIGKILL), add `add`; written whole, then renamed
+    over (/etc/hosts is never seen half-written)."""
+    kept = []
+    for ln in hosts_file.read_text().splitlines():
+        if ln == drop:
+            continue
+        if HOSTS_MARK in ln:
+            pid = ln.rsplit(HOSTS_MARK, 1)[1].strip()
+            if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+                continue
+        kept.append(ln)
+    if add:
+        kept.append(add)
+    tmp = hosts_file.with_name(f".{hosts_file.name}.amdr-lab")
+    tmp.write_text("\n".join(kept) + "\n")
+    os.chmod(tmp, os.stat(hosts_file).st_mode & 0o7777)
+    try:
+        os.replace(tmp, hosts_file)
+    except OSError:  # a bind-mounted /etc/hosts cannot be renamed over: rewrite it
+        hosts_file.write_text(tmp.read_text())
+        tmp.unlink()
+
+
 @contextlib.contextmanager
 def local_names(*names: str, hosts_file: Path = HOSTS_FILE):
     """Names that resolve to 127.0.0.1 while the block runs: one marked line
-    in /etc/hosts, removed after (whatever else changed the file meanwhile
-    stays).  For AmandaLab(other_hosts=...): several Amanda hosts on one machine."""
-    line = f"127.0.0.1 {' '.join(names)} # amanda-dr lab {os.getpid()}"
-    with open(hosts_file, "a") as f:
-        f.write(("\n" if hosts_file.read_text()[-1:] not in ("", "\n") else "") + line + "\n")
+    in /etc/hosts, removed after (under a lock, so concurrent lab runs keep
+    each other's; a killed run's line goes with the next edit).  For
+    AmandaLab(other_hosts=...): several Amanda hosts on one machine."""
+    line = f"127.0.0.1 {' '.join(names)} {HOSTS_MARK}{os.getpid()}"
+    with _hosts_locked(hosts_file):
+        _edit_hosts(hosts_file, add=line)
     try:
         yield list(names)
     finally:
-        kept = [ln for ln in hosts_file.read_text().splitlines() if ln != line]
-        hosts_file.write_text("\n".join(kept) + "\n")
+        with _hosts_locked(hosts_file):
+            _edit_hosts(hosts_file, drop=line)
 
 
 class AmandaLab:

@@ -179,27 +179,44 @@ def _runbook_cfg(tmp_path, fmt="pdf", sealed_=True):
 
 def test_a_runbook_that_cannot_be_written_is_said_and_the_run_is_partial(tmp_path):
     """amdr-recover runbook failing (here: no WeasyPrint) leaves no runbook file,
-    the run's exit PARTIAL and the reason in cron's mail; the bundle stays as it is."""
+    the run's exit PARTIAL and the reason in cron's mail; the bundle stays as
+    it is; what a killed run left in the runbook's work directory is gone."""
     import sys
     from essentials.agent import make_runbook
     from essentials.runner import Result, Runner
     why = b"amdr-recover: weasyprint: not installed (apt install weasyprint)\n"
-    runner = Runner(dry_run=True, responses={sys.executable: Result([], 3, b"", why)})
+    runner = Runner(dry_run=True, responses={"timeout": Result([], 3, b"", why)})
     spool, work = tmp_path / "spool", tmp_path / "work"
     spool.mkdir(), work.mkdir()
     bundle = spool / "web1-20261122T010203Z.amdr.gpg"
     bundle.write_bytes(b"sealed")
+    stale = work / "web1-20261122T010203Z.runbook"
+    stale.mkdir()
+    (stale / "web1-20261122T010203Z.runbook.pdf").write_bytes(b"%PDF an older run's")
     out = Outcome("web1", collectors={"etc": {"status": "ok", "duration": 0.1}},
                   bundle=bundle)
     out.deliveries = [DeliveryOutcome(bundle.name, "usb", True, "local:/media/usb")]
     assert out.exit_code == EXIT_OK
-    make_runbook(_runbook_cfg(tmp_path), runner, out, work / "staging", work, bundle,
-                 (["A"], "B"))
+    make_runbook(_runbook_cfg(tmp_path), runner, out, work / "web1-20261122T010203Z", work,
+                 bundle, (["A"], "B"))
     assert out.runbook is None and "weasyprint: not installed" in out.runbook_error
     assert sorted(p.name for p in spool.iterdir()) == [bundle.name]
-    assert list(work.iterdir()) == []
+    assert list(work.iterdir()) == []  # the stale runbook was not taken for this one
     assert out.exit_code == EXIT_PARTIAL
     text = report(out)
     assert "runbook: NOT WRITTEN: amdr-recover runbook failed: amdr-recover: weasyprint" in text
     [cmd] = [r.commands[0].argv for r in runner.recorded]
-    assert cmd[1:4] == ["-m", "recovery", "runbook"] and "--bundle-name" in cmd
+    assert cmd[:3] == ["timeout", "-k", "10"] and cmd[4] == sys.executable
+    assert cmd[5:8] == ["-m", "recovery", "runbook"] and "--bundle-name" in cmd
+
+
+def test_a_runbook_without_a_chain_of_the_servers_catalog_is_partial():
+    out = Outcome("backup1", collectors={"etc": {"status": "ok", "duration": 0.1}},
+                  bundle=Path("/spool/backup1-20261122T010203Z.amdr.gpg"))
+    out.deliveries = [DeliveryOutcome(out.bundle.name, "usb", True, "local:/media/usb")]
+    out.runbook = "backup1-20261122T010203Z.runbook.pdf.gpg"
+    out.runbook_note = "PARTIAL: no restore chain for backup1:/srv: no level 0"
+    out.runbook_partial = True
+    assert out.exit_code == EXIT_PARTIAL
+    assert ("runbook: backup1-20261122T010203Z.runbook.pdf.gpg (PARTIAL: no restore chain "
+            "for backup1:/srv: no level 0)") in report(out)

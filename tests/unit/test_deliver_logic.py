@@ -235,6 +235,8 @@ def test_runbook_names_belong_to_their_bundle_only():
     assert companion_of("web1-20261122T010203Z.runbook.") is None
     assert companion_of("web1-latest.runbook.pdf") is None
     assert companion_of("notes.runbook.txt") is None
+    assert companion_of("web1-20261122T010203Z.runbook.notes.txt") is None  # a person's
+    assert companion_of("web1-20261122T010203Z.runbook.pdf.gpg.part") is None
     assert companion_of(bundle) is None
 
 
@@ -272,3 +274,39 @@ def test_runbook_config_is_checked():
     assert cfg["runbook"] == {"format": "pdf", "sealed": False}
     with pytest.raises(config.ConfigError, match="runbook.format.*pdf"):
         config.validate(dict(base, runbook={"format": "docx"}))
+
+
+def test_a_runbook_too_large_for_the_mail_stays_out_and_the_bundle_goes(tmp_path, monkeypatch):
+    from essentials.deliver import mail
+    cfg = config.validate({"gpg": {"recipients": ["A"], "signer": "B"},
+                           "deliveries": [{"type": "mail", "to": ["dr@example.com"],
+                                           "max_size_mb": 1}]})
+    dest = cfg["deliveries"][0]
+    bundle = tmp_path / b("web1", "20261122T010203Z")
+    bundle.write_bytes(b"s" * 300_000)
+    rb = tmp_path / "web1-20261122T010203Z.runbook.pdf"
+    rb.write_bytes(b"%PDF" + b"r" * 600_000)  # with the bundle: above 1 MB once encoded
+    sent = []
+
+    class SMTP:
+        def quit(self):
+            pass
+    monkeypatch.setattr(mail, "_open", lambda d: SMTP())
+    monkeypatch.setattr(mail, "_login", lambda smtp, d: None)
+    monkeypatch.setattr(mail, "_send", lambda smtp, d, msg: sent.append(msg))
+    where = mail.deliver(dest, bundle, "web1", Runner(), [rb])
+    [msg] = sent
+    assert [p.get_filename() for p in msg.walk() if p.get_filename()] == [bundle.name]
+    assert f"{rb.name} NOT delivered" in where and "max_size_mb 1" in where
+
+
+def test_a_runbook_that_cannot_be_copied_is_said_and_never_stops_the_bundle(tmp_path):
+    from essentials.deliver import local
+    rb = tmp_path / "web1-20261122T010203Z.runbook.pdf"
+    rb.write_bytes(b"%PDF")
+    gone = tmp_path / "unplugged"  # the stick went away between the two copies
+    note = local._companions("usb", [rb], gone)
+    assert note.startswith(f"; {rb.name} NOT delivered: usb: ")
+    ok = tmp_path / "stick"
+    ok.mkdir()
+    assert local._companions("usb", [rb], ok) == "" and (ok / rb.name).read_bytes() == b"%PDF"

@@ -332,3 +332,18 @@ def test_the_site_runbook_names_each_hosts_bundle_and_the_servers_catalog():
         assert f"--bundle {names[h]} --catalog-bundle {srv} --out {h}.pdf" in doc
     bare = site_runbook.document(plan, [])
     assert "--bundle h01-YYYYMMDDTHHMMSSZ.amdr.gpg --catalog-bundle SERVER.amdr.gpg" in bare
+
+
+def test_the_bound_holds_when_a_reload_is_cheaper_than_a_seek():
+    """A load reaches any file, so with loads cheaper than seeks a plan may
+    load a volume twice rather than space forward: the bound allows it."""
+    a = HostIn("a", [DLEIn("/", [ImageIn("1", 0, [PartIn("V", 1, 10 ** 8)])]),
+                     DLEIn("/x", [ImageIn("1", 0, [PartIn("W", 1, 10 ** 8)])])], priority=1)
+    b = HostIn("b", [DLEIn("/", [ImageIn("1", 0, [PartIn("V", 3, 10 ** 8)])])], priority=2)
+    for server in (False, True):
+        hosts = [a, b] + ([HostIn("srv", [DLEIn("/", [ImageIn("1", 0, [PartIn("S", 1, 10 ** 8)])])],
+                                  server=True)] if server else [])
+        p = Params(drives=1, throughput=10 ** 8, load_s=5, seek_s=60, rebuild_s=10)
+        plan = plan_site(hosts, p, {"V": {1: 10 ** 8, 2: 10 ** 11, 3: 10 ** 8}})
+        assert plan.makespan >= plan.bound["positioned"] - 1e-6, (server, plan.makespan,
+                                                                   plan.bound)
