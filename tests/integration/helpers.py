@@ -53,28 +53,40 @@ def differences(lab, target: Path, run=-1) -> dict:
     return out
 
 
-def seal(lab, keys, signer_home=None, signer_fpr=None) -> Path:
-    """`amdr-essentials run` with a local delivery: the lab's sealed bundle
-    (signed by the host key, or by `signer_home`'s `signer_fpr`)."""
+def essentials_run(lab, keys, tmp: Path, out: Path, host: str = "localhost",
+                   amanda: bool = True, signer_home=None, signer_fpr=None, **extra) -> Path:
+    """A real `amdr-essentials run` as `host` on the lab's disk (no etc, packages,
+    network or capabilities: the lab's are this machine's), the Amanda catalog
+    collected when `amanda`, sealed to the site key and signed by the host key
+    (or `signer_home`'s `signer_fpr`), delivered into `out`; `extra` goes into
+    the configuration (site:, runbook:...).  Returns the bundle delivered."""
     import yaml
-    tmp = lab.base / ("run" if signer_fpr is None else f"run-{signer_fpr[:8]}")
-    out = tmp / "usb"
-    cfg = {"host": "localhost", "state_dir": str(tmp / "state"),
+    amanda_cfg = {"configs": [lab.name]} if amanda else {"enabled": False}
+    cfg = {"host": host, "state_dir": str(tmp / "state"),
            "spool_dir": str(tmp / "spool"), "log_file": str(tmp / "log" / "essentials.log"),
            "gpg": {"home": str(signer_home or keys.host_home), "recipients": [keys.site_fpr],
                    "signer": signer_fpr or keys.host_fpr},
            "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
-                       "amanda": {"configs": [lab.name]},
+                       "amanda": amanda_cfg,
                        "etc": {"enabled": False}, "packages": {"enabled": False},
                        "network": {"enabled": False}, "capabilities": {"enabled": False}},
-           "deliveries": [{"type": "local", "dir": str(out), "create": True}]}
+           "deliveries": [{"type": "local", "dir": str(out), "create": True}], **extra}
     tmp.mkdir()
     (tmp / "essentials.yaml").write_text(yaml.safe_dump(cfg))
     p = subprocess.run([str(BIN / "amdr-essentials"), "run", "-c", str(tmp / "essentials.yaml")],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stdout + p.stderr
+    return sorted(out.glob(f"{host}-*.amdr.gpg"))[-1]
+
+
+def seal(lab, keys, signer_home=None, signer_fpr=None) -> Path:
+    """`amdr-essentials run` with a local delivery: the lab's sealed bundle
+    (signed by the host key, or by `signer_home`'s `signer_fpr`)."""
+    tmp = lab.base / ("run" if signer_fpr is None else f"run-{signer_fpr[:8]}")
+    out = tmp / "usb"
+    b = essentials_run(lab, keys, tmp, out, signer_home=signer_home, signer_fpr=signer_fpr)
     lab.run_dir = tmp
-    [b] = sorted(out.glob("*.amdr.gpg"))
+    assert sorted(out.glob("*.amdr.gpg")) == [b]
     return b
 
 

@@ -19,16 +19,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.lab import scenario
 from tests.lab.lab import AmandaLab, local_names
 
-from .helpers import BIN, amdr, keys_fixture, seal
+from .helpers import amdr, essentials_run, keys_fixture, seal
 
 pytestmark = pytest.mark.integration
 PASS = "site plan lab words"
@@ -48,23 +46,8 @@ def client_bundle(lab, keys, host: str, site: dict, store: Path) -> Path:
     """`amdr-essentials run` as the client `host` (its name in the disklist):
     the lab's disk as its layout, no Amanda catalog (a client has none), its
     place in the site plan in its essentials.yaml; delivered into the store."""
-    tmp = lab.base / f"client-{host}"
-    cfg = {"host": host, "state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool"),
-           "log_file": str(tmp / "log" / "essentials.log"),
-           "gpg": {"home": str(keys.host_home), "recipients": [keys.site_fpr],
-                   "signer": keys.host_fpr},
-           "collect": {"layout": {"disks": [lab.loop], "root": str(lab.mnt)},
-                       "amanda": {"enabled": False}, "etc": {"enabled": False},
-                       "packages": {"enabled": False}, "capabilities": {"enabled": False}},
-           "site": site,
-           "deliveries": [{"type": "local", "dir": str(store), "create": True}]}
-    tmp.mkdir()
-    (tmp / "essentials.yaml").write_text(yaml.safe_dump(cfg))
-    p = subprocess.run([str(BIN / "amdr-essentials"), "run", "-c", str(tmp / "essentials.yaml")],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stdout + p.stderr
-    [b] = sorted(store.glob(f"{host}-*.amdr.gpg"))
-    return b
+    return essentials_run(lab, keys, lab.base / f"client-{host}", store, host=host,
+                          amanda=False, site=site)
 
 
 @pytest.fixture(scope="module")
