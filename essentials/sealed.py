@@ -164,15 +164,17 @@ def _gpg_seal(home, recipients: list[str], signer: str, passphrase_file: str | N
     return gpg + ["--output", str(out)]
 
 
-def _sealing(runner: Runner, dest: Path, cmds, what: str, home, signer: str,
-             passphrase_file: str | None, nothing: str = "no bundle was made") -> Path:
-    """Run the pipeline `cmds` (its last command writes dest's .part file),
-    then rename it to dest (mode 0600); a wrong signing passphrase is a
-    ConfigError saying so; no gpg-agent outlives it."""
+def _sealing(runner: Runner, dest: Path, first: list[Cmd], src: list[str], what: str, home,
+             recipients: list[str], signer: str, passphrase_file: str | None,
+             nothing: str = "no bundle was made") -> Path:
+    """`first` (the commands feeding gpg, if any) | gpg --encrypt --sign [src]
+    into dest's .part file, renamed to dest (mode 0600); a wrong signing
+    passphrase is a ConfigError saying so; no gpg-agent outlives it."""
     part = dest.with_name("." + dest.name + ".part")
     old = os.umask(0o077)
     try:
-        runner.pipeline(cmds, what=what)
+        runner.pipeline(first + [Cmd(_gpg_seal(home, recipients, signer, passphrase_file,
+                                               part) + src)], what=what)
         os.chmod(part, 0o600)
         os.replace(part, dest)
     except CommandError as e:
@@ -204,14 +206,12 @@ def seal(runner: Runner, staging: Path, dest: Path, home, recipients: list[str],
         raise BundleError(f"{staging}: no {MANIFEST}; nothing to seal")
     listing = staging.parent / (staging.name + ".files")
     listing.write_text("\0".join([MANIFEST] + _members(staging)) + "\0")
-    part = dest.with_name("." + dest.name + ".part")
     try:
         return _sealing(runner, dest, [
             Cmd(["tar", "--create", "--file", "-", "--directory", str(staging),
                  "--owner=0", "--group=0", "--numeric-owner", "--no-recursion",
                  "--null", "--verbatim-files-from", "--files-from", str(listing)]),
-            Cmd(_gpg_seal(home, recipients, signer, passphrase_file, part)),
-        ], f"sealing the bundle into {dest}", home, signer, passphrase_file)
+        ], [], f"sealing the bundle into {dest}", home, recipients, signer, passphrase_file)
     finally:
         listing.unlink(missing_ok=True)
 
@@ -221,11 +221,8 @@ def seal_file(runner: Runner, src: Path, dest: Path, home, recipients: list[str]
     """One file encrypted to the recipients and signed, as a bundle is (the
     runbook beside it): gpg --decrypt gives the file back."""
     src, dest = Path(src), Path(dest)
-    part = dest.with_name("." + dest.name + ".part")
-    return _sealing(runner, dest, [Cmd(_gpg_seal(home, recipients, signer, passphrase_file,
-                                                 part) + [str(src)])],
-                    f"sealing {src.name} into {dest}", home, signer, passphrase_file,
-                    f"{dest.name} was not written")
+    return _sealing(runner, dest, [], [str(src)], f"sealing {src.name} into {dest}", home,
+                    recipients, signer, passphrase_file, f"{dest.name} was not written")
 
 
 # -- companions: the files that travel beside a bundle ----------------------

@@ -43,8 +43,10 @@ class Spool:
             orphans = [st for st in self.dir.glob(f"*{SUFFIX}.state")
                        if not st.with_name(st.name.removesuffix(".state")).exists()]
             # a runbook whose bundle is gone (removed, or never sealed)
-            orphans += [c for c in self.dir.glob(f"*{RUNBOOK_MARK}*")
-                        if companion_of(c.name) and not (self.dir / companion_of(c.name)).exists()]
+            for c in self.dir.glob(f"*{RUNBOOK_MARK}*"):
+                owner = companion_of(c.name)
+                if owner and not (self.dir / owner).exists():
+                    orphans.append(c)
             for stale in [*self.dir.glob(f".*{SUFFIX}.part"), *self.dir.glob(".*.state.tmp"),
                           *self.dir.glob(f".*{RUNBOOK_MARK}*.part"),
                           *self.dir.glob(".probe.*"), *orphans]:

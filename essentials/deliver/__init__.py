@@ -74,11 +74,10 @@ def to_prune(names, host: str, keep: int, protect: str | None = None) -> list[st
             kept.append(n)
     gone = sorted((n for n in ours if n not in kept), key=lambda n: bundle_stamp(n, host))
     # a pruned bundle's runbook goes with it, after it
-    out = []
-    for b in gone:
-        out.append(b)
-        out += sorted(n for n in set(names) if companion_of(n) == b)
-    return out
+    beside: dict[str, list[str]] = {}
+    for n in sorted(set(names)):
+        beside.setdefault(companion_of(n), []).append(n)
+    return [x for b in gone for x in [b, *beside.get(b, [])]]
 
 
 def part_name(name: str) -> str:

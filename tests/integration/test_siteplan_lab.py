@@ -3,8 +3,8 @@
 One Amanda server (the lab: its root and data DLEs as `localhost`) backs up
 two more hosts in the same configuration, `amdr-site-db` (a database) and
 `amdr-site-web` (a web server): names of this machine while the module runs
-(auth "local" takes a host only when its name resolves here).  Two real amdump runs (levels 0 and 1) put every
-host's images on two volumes.  Each host has its own bundle from a real
+(auth "local" takes a host only when its name resolves here).  Two real
+amdump runs (levels 0 and 1) put every host's images on two volumes.  Each host has its own bundle from a real
 `amdr-essentials run`: the server's with the catalog, the clients' named by
 `host:` and placed by `site: {priority, role}` in their essentials.yaml.
 

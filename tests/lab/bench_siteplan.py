@@ -18,8 +18,8 @@ loads per volume, when the priority hosts are back.  Then the same site
 planned with loads and seeks free (the scheduling alone, against the byte
 bound: target within 1.2x, the issue's figure, which no plan can reach
 when positioning costs what it does here), and without priorities (what
-the priority waves cost in all, and what they buy the first hosts).  The plan is checked
-against the rules (check.py).  Exit status 1 over either target or on a
+the priority waves cost in all, and what they buy the first hosts).  The
+plan is checked against the rules (check.py).  Exit status 1 over either target or on a
 broken rule.  AMDR_BENCH_LOAD_S, AMDR_BENCH_SEEK_S change the costs.
 """
 

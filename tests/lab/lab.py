@@ -64,15 +64,13 @@ class Run:
 
 
 HOSTS_FILE = Path("/etc/hosts")
-
-
 HOSTS_MARK = "# amanda-dr lab "
 
 
 @contextlib.contextmanager
-def _hosts_locked(hosts_file: Path):
+def _hosts_locked():
     import fcntl
-    with open(f"/run/lock/amdr-lab-hosts.lock", "w") as lock:
+    with open("/run/lock/amdr-lab-hosts.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -107,20 +105,20 @@ def local_names(*names: str, hosts_file: Path = HOSTS_FILE):
     """Names that resolve to 127.0.0.1 while the block runs: one marked line
     in /etc/hosts, removed after (under a lock, so concurrent lab runs keep
     each other's; a killed run's line goes with the next edit).  For
-    AmandaLab(other_hosts=...): several Amanda hosts on one machine."""
+    AmandaLab.other_hosts: several Amanda hosts on one machine."""
     line = f"127.0.0.1 {' '.join(names)} {HOSTS_MARK}{os.getpid()}"
-    with _hosts_locked(hosts_file):
+    with _hosts_locked():
         _edit_hosts(hosts_file, add=line)
     try:
         yield list(names)
     finally:
-        with _hosts_locked(hosts_file):
+        with _hosts_locked():
             _edit_hosts(hosts_file, drop=line)
 
 
 class AmandaLab:
     def __init__(self, root_mb=160, data_mb=64, swap_mb=16, slots=12, basedir="/var/tmp",
-                 holding_mb=4000, home_mb=0, other_hosts=None):
+                 holding_mb=4000, home_mb=0):
         self.name = "amdrlab" + "".join(random.choices("abcdefghijkmnpqrstuvwxyz23456789", k=6))
         self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=basedir))
         os.chmod(self.base, 0o755)
@@ -130,12 +128,13 @@ class AmandaLab:
         # home_mb: a fourth partition, ext4 on /home, a GNUTAR DLE beside /srv
         # (siblings under /: restored at the same time with --jobs)
         self.home_mb = home_mb
-        # other_hosts: {Amanda host name: directory}, one GNUTAR DLE each in the
-        # same disklist: a site of several hosts in one catalog.  auth "local"
-        # takes a name only when it resolves to this machine (Amanda 3.5's
+        # other_hosts: {Amanda host name: directory}, set before entering (the
+        # directories under self.base): one GNUTAR DLE each in the same
+        # disklist, a site of several hosts in one catalog.  auth "local" takes
+        # a name only when it resolves to this machine (Amanda 3.5's
         # local-security: "Unresolved hostname ... assumed nonlocal"): see
         # local_names()
-        self.other_hosts = dict(other_hosts or {})
+        self.other_hosts: dict[str, str] = {}
         self.confdir = Path("/etc/amanda") / self.name
         self.vtapes = self.base / "vtapes"
         self.state = self.base / "state"
